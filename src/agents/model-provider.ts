@@ -1,0 +1,88 @@
+import type { JsonSchema } from '../tools/tool.ts';
+import type { Agent } from './agent.ts';
+
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  /** JSON text as models send it (an already-parsed object is accepted too). */
+  readonly arguments: string | Readonly<Record<string, unknown>>;
+}
+
+export type ChatMessage =
+  | { readonly role: 'system'; readonly content: string }
+  | { readonly role: 'user'; readonly content: string }
+  | { readonly role: 'assistant'; readonly content: string | null; readonly toolCalls?: readonly ToolCall[] }
+  | { readonly role: 'tool'; readonly content: string; readonly toolCallId: string; readonly name: string };
+
+/** A tool as offered to the model: a JSON-Schema function. */
+export interface ToolSchema {
+  readonly name: string;
+  readonly description: string;
+  readonly parameters: JsonSchema;
+}
+
+export interface ModelRequest {
+  readonly agent: Agent;
+  readonly model: string | undefined;
+  readonly messages: readonly ChatMessage[];
+  readonly tools: readonly ToolSchema[];
+  readonly outputSchema: JsonSchema | undefined;
+  /** Aborted on the step's timeout or the run's cancellation: abort the request. */
+  readonly signal: AbortSignal;
+}
+
+export interface TokenUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+export interface ModelResponse {
+  readonly message: { readonly content: string | null; readonly toolCalls?: readonly ToolCall[] };
+  readonly usage?: TokenUsage;
+}
+
+/** How the engine reaches a model. Throw (or reject) to fail the step; set `retryable` on the error to steer retries. */
+export interface ModelProvider {
+  getCompletion(request: ModelRequest): Promise<ModelResponse>;
+}
+
+export type ScriptedReply = ModelResponse | ((request: ModelRequest) => ModelResponse | Promise<ModelResponse>);
+
+/**
+ * A provider that answers from a script, in order, and records every request. For tests and offline
+ * demos: it never pretends to be a model, and it fails loudly when the script runs out.
+ */
+export class ScriptedModelProvider implements ModelProvider {
+  readonly requests: ModelRequest[] = [];
+  readonly #replies: ScriptedReply[];
+  readonly #fallback: ScriptedReply | undefined;
+
+  constructor(replies: readonly ScriptedReply[], options: { whenExhausted?: ScriptedReply } = {}) {
+    this.#replies = [...replies];
+    this.#fallback = options.whenExhausted;
+  }
+
+  get remaining(): number {
+    return this.#replies.length;
+  }
+
+  async getCompletion(request: ModelRequest): Promise<ModelResponse> {
+    this.requests.push(request);
+    const reply = this.#replies.shift() ?? this.#fallback;
+    if (reply === undefined) {
+      throw new Error(`ScriptedModelProvider: no scripted reply left for request ${this.requests.length} (agent ${request.agent.name})`);
+    }
+    return typeof reply === 'function' ? reply(request) : reply;
+  }
+}
+
+/** A reply with a final answer. */
+export function textReply(content: string, usage?: TokenUsage): ModelResponse {
+  return usage === undefined ? { message: { content } } : { message: { content }, usage };
+}
+
+/** A reply asking for tool calls. */
+export function toolCallReply(calls: readonly { name: string; arguments: Record<string, unknown>; id?: string }[], usage?: TokenUsage): ModelResponse {
+  const toolCalls = calls.map((c, i) => ({ id: c.id ?? `call_${i + 1}`, name: c.name, arguments: JSON.stringify(c.arguments) }));
+  return usage === undefined ? { message: { content: null, toolCalls } } : { message: { content: null, toolCalls }, usage };
+}

@@ -1,0 +1,98 @@
+export type Variables = Readonly<Record<string, unknown>>;
+
+export interface WorkflowContextInit {
+  /** The caller's id for this piece of work (an order, a customer onboarding...). */
+  readonly workflowId: string;
+  /** Opaque data for tools and agents (a user, a tenant...); passed through, never merged into. */
+  readonly userContext?: unknown;
+  /** Initial variables. */
+  readonly variables?: Record<string, unknown>;
+  readonly metadata?: Record<string, unknown>;
+  /** The seed's name for initial variables; seeds `variables` (explicit `variables` win on a clash). */
+  readonly initialData?: Record<string, unknown>;
+}
+
+/** Where a step runs inside a loop: the loop's id and the iteration index (0-based). */
+export interface LoopPosition {
+  readonly stepId: string;
+  readonly iteration: number;
+}
+
+/**
+ * The state a run carries from step to step. Immutable: the engine derives a new context after each
+ * step (merging the step's output into `variables`), so a function given to a step can never change
+ * what another branch or a later step sees except through its step's output.
+ */
+export class WorkflowContext {
+  readonly workflowId: string;
+  readonly userContext: unknown;
+  readonly variables: Variables;
+  readonly metadata: Variables;
+  readonly initialData: Variables;
+  /** Set while a step runs inside a LoopStep (the innermost loop). */
+  readonly loop: LoopPosition | undefined;
+
+  constructor(init: WorkflowContextInit) {
+    if (typeof init?.workflowId !== 'string' || init.workflowId === '') {
+      throw new TypeError('WorkflowContext: workflowId must be a non-empty string');
+    }
+    this.workflowId = init.workflowId;
+    this.userContext = init.userContext;
+    this.initialData = Object.freeze({ ...init.initialData });
+    this.variables = Object.freeze({ ...init.initialData, ...init.variables });
+    this.metadata = Object.freeze({ ...init.metadata });
+    this.loop = undefined;
+  }
+
+  /** A variable's value, or `fallback` when it is absent or undefined. */
+  get<T = unknown>(key: string, fallback?: T): T {
+    const value = Object.hasOwn(this.variables, key) ? this.variables[key] : undefined;
+    return (value === undefined ? fallback : value) as T;
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.variables, key) && this.variables[key] !== undefined;
+  }
+
+  withVariables(patch: Readonly<Record<string, unknown>>): WorkflowContext {
+    return this.derive({ variables: Object.freeze({ ...this.variables, ...patch }) });
+  }
+
+  withVariable(key: string, value: unknown): WorkflowContext {
+    return this.withVariables({ [key]: value });
+  }
+
+  withMetadata(key: string, value: unknown): WorkflowContext {
+    return this.derive({ metadata: Object.freeze({ ...this.metadata, [key]: value }) });
+  }
+
+  /** @internal the engine's view for a step inside a loop iteration. */
+  inLoop(position: LoopPosition | undefined): WorkflowContext {
+    return this.derive({ loop: position });
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      workflowId: this.workflowId,
+      userContext: this.userContext,
+      variables: this.variables,
+      metadata: this.metadata,
+      initialData: this.initialData,
+    };
+  }
+
+  private derive(changes: {
+    variables?: Variables;
+    metadata?: Variables;
+    loop?: LoopPosition | undefined;
+  }): WorkflowContext {
+    const next = Object.create(WorkflowContext.prototype) as { -readonly [K in keyof WorkflowContext]: WorkflowContext[K] };
+    next.workflowId = this.workflowId;
+    next.userContext = this.userContext;
+    next.initialData = this.initialData;
+    next.variables = changes.variables ?? this.variables;
+    next.metadata = changes.metadata ?? this.metadata;
+    next.loop = 'loop' in changes ? changes.loop : this.loop;
+    return next as WorkflowContext;
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Compiles a workflow's step classes into frozen definitions, resolves tool and agent names, and checks
+ * every structural rule and limit, reporting all problems at once. Nothing runs until this passes.
+ */
+import { Agent } from '../agents/agent.ts';
+import { WorkflowDefinitionError, type DefinitionIssue } from '../errors.ts';
+import { Limits } from '../limits.ts';
+import { Tool } from '../tools/tool.ts';
+import type { StepDefinition, StepLike, WorkflowDefinition } from './types.ts';
+import type { WorkflowSource } from './workflow.ts';
+
+export interface Registry {
+  readonly tools: ReadonlyMap<string, Tool>;
+  readonly agents: ReadonlyMap<string, Agent>;
+  readonly hasModelProvider: boolean;
+}
+
+export interface CompiledWorkflow extends WorkflowDefinition {
+  /** Steps in the definition, nested ones included. */
+  readonly stepCount: number;
+}
+
+export function compileWorkflow(source: WorkflowSource, registry: Registry): CompiledWorkflow {
+  const issues: DefinitionIssue[] = [];
+  const walker = new Walker(registry, issues);
+  const steps: StepDefinition[] = [];
+  if (source.steps.length === 0) issues.push({ path: source.id, code: 'EMPTY_WORKFLOW', message: 'workflow has no steps' });
+  for (const step of source.steps) {
+    const def = walker.compile(step, undefined);
+    if (def !== undefined) steps.push(def);
+  }
+  const topLevelIds = new Set(steps.map((s) => s.id));
+  for (const stepId of source.errorHandlers.keys()) {
+    if (!topLevelIds.has(stepId)) {
+      issues.push({ path: stepId, code: 'UNKNOWN_STEP', message: `an error handler is registered for ${stepId}, which is not a top-level step of ${source.id}` });
+    }
+  }
+  if (issues.length > 0) throw new WorkflowDefinitionError(issues);
+  return Object.freeze({
+    id: source.id,
+    name: source.name,
+    description: source.description,
+    steps: Object.freeze(steps),
+    errorHandlers: new Map(source.errorHandlers),
+    globalErrorHandler: source.globalErrorHandler,
+    stepCount: walker.count,
+  });
+}
+
+/**
+ * Compiles a replacement step returned by an error handler while a run is live. Its ids must not
+ * clash with the workflow's (paths stay unique).
+ */
+export function compileReplacement(step: StepLike, registry: Registry, takenIds: ReadonlySet<string>, parentPath: string): StepDefinition {
+  const issues: DefinitionIssue[] = [];
+  const walker = new Walker(registry, issues, takenIds);
+  const def = walker.compile(step, parentPath);
+  if (def === undefined || issues.length > 0) throw new WorkflowDefinitionError(issues);
+  return def;
+}
+
+export function collectStepIds(steps: readonly StepDefinition[]): Set<string> {
+  const ids = new Set<string>();
+  const visit = (def: StepDefinition): void => {
+    ids.add(def.id);
+    for (const child of childrenOf(def)) visit(child);
+  };
+  steps.forEach(visit);
+  return ids;
+}
+
+export function childrenOf(def: StepDefinition): readonly StepDefinition[] {
+  switch (def.kind) {
+    case 'tool':
+    case 'agent':
+      return [];
+    case 'conditional':
+      return [def.ifTrue, def.ifFalse].filter((s): s is StepDefinition => s !== undefined);
+    case 'parallel':
+      return def.branches;
+    case 'loop':
+      return [def.body];
+    default:
+      return assertNever(def);
+  }
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unhandled variant: ${JSON.stringify(value)}`);
+}
+
+class Walker {
+  count = 0;
+  readonly #seen: Set<string>;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly issues: DefinitionIssue[],
+    taken: ReadonlySet<string> = new Set(),
+  ) {
+    this.#seen = new Set(taken);
+  }
+
+  compile(step: StepLike, parentPath: string | undefined): StepDefinition | undefined {
+    let def: StepDefinition;
+    try {
+      if (typeof step?.toDefinition !== 'function') {
+        throw new WorkflowDefinitionError([{ path: joinPath(parentPath, String(step?.id)), code: 'NOT_A_STEP', message: 'expected a step (ToolStep, AgentStep, ConditionalStep, ParallelStep, LoopStep)' }]);
+      }
+      def = step.toDefinition();
+    } catch (err) {
+      if (err instanceof WorkflowDefinitionError) {
+        this.issues.push(...err.issues.map((i) => ({ ...i, path: joinPath(parentPath, i.path) })));
+        return undefined;
+      }
+      throw err;
+    }
+    return this.check(def, parentPath, 1);
+  }
+
+  private check(def: StepDefinition, parentPath: string | undefined, depth: number): StepDefinition {
+    const path = joinPath(parentPath, def.id);
+    this.count += 1;
+    if (this.count === Limits.maxStepsPerWorkflow + 1) {
+      this.issue(path, 'TOO_MANY_STEPS', `a workflow may have at most ${Limits.maxStepsPerWorkflow} steps`);
+    }
+    if (depth > Limits.maxNestingDepth) {
+      this.issue(path, 'TOO_DEEP', `steps may nest at most ${Limits.maxNestingDepth} levels`);
+      return def;
+    }
+    if (def.id.length > Limits.maxStepIdLength || !Limits.stepIdPattern.test(def.id)) {
+      this.issue(path, 'INVALID_STEP_ID', `step id must be 1-${Limits.maxStepIdLength} characters of letters, digits, '_', '-' or '.'`);
+    }
+    if (this.#seen.has(def.id)) this.issue(path, 'DUPLICATE_STEP_ID', `step id ${def.id} is used more than once`);
+    this.#seen.add(def.id);
+
+    switch (def.kind) {
+      case 'tool': {
+        const tool = this.resolveTool(def.tool, path);
+        return tool === undefined ? def : Object.freeze({ ...def, tool });
+      }
+      case 'agent': {
+        if (!this.registry.hasModelProvider) {
+          this.issue(path, 'MODEL_PROVIDER_MISSING', 'agent steps need a model provider: new WorkflowEngine({ modelProvider }) or execute(ctx, { modelProvider })');
+        }
+        const agent = this.resolveAgent(def.agent, path);
+        return agent === undefined ? def : Object.freeze({ ...def, agent });
+      }
+      case 'conditional':
+        return Object.freeze({
+          ...def,
+          ifTrue: def.ifTrue && this.check(def.ifTrue, path, depth + 1),
+          ifFalse: def.ifFalse && this.check(def.ifFalse, path, depth + 1),
+        });
+      case 'parallel':
+        if (def.branches.length > Limits.maxParallelBranches) {
+          this.issue(path, 'TOO_MANY_BRANCHES', `a parallel step may have at most ${Limits.maxParallelBranches} branches, it has ${def.branches.length}`);
+        }
+        return Object.freeze({ ...def, branches: Object.freeze(def.branches.map((b) => this.check(b, path, depth + 1))) });
+      case 'loop':
+        // Iterations extend the path as `loop[i]`; the body is checked once.
+        return Object.freeze({ ...def, body: this.check(def.body, `${path}[]`, depth + 1) });
+      default:
+        return assertNever(def);
+    }
+  }
+
+  private resolveTool(ref: Tool | string, path: string): Tool | undefined {
+    if (ref instanceof Tool) return ref;
+    if (typeof ref === 'string') {
+      const tool = this.registry.tools.get(ref);
+      if (tool === undefined) this.issue(path, 'UNKNOWN_TOOL', `no tool named ${ref} is registered (register it with new WorkflowEngine({ tools }) or pass the Tool)`);
+      return tool;
+    }
+    if (isToolShaped(ref)) return ref;
+    this.issue(path, 'INVALID_TOOL', 'tool must be a Tool or a registered tool name');
+    return undefined;
+  }
+
+  private resolveAgent(ref: Agent | string, path: string): Agent | undefined {
+    if (ref instanceof Agent) return ref;
+    if (typeof ref === 'string') {
+      const agent = this.registry.agents.get(ref);
+      if (agent === undefined) this.issue(path, 'UNKNOWN_AGENT', `no agent named ${ref} is registered (register it with new WorkflowEngine({ agents }) or pass the Agent)`);
+      return agent;
+    }
+    this.issue(path, 'INVALID_AGENT', 'agent must be an Agent or a registered agent name');
+    return undefined;
+  }
+
+  private issue(path: string, code: string, message: string): void {
+    this.issues.push({ path, code, message });
+  }
+}
+
+/** A Tool from another copy of this package (e.g. source and dist side by side) is still a tool. */
+function isToolShaped(value: unknown): value is Tool {
+  const v = value as Partial<Tool> | null;
+  return typeof v?.name === 'string' && typeof v.validateArgs === 'function' && typeof v.execution === 'object';
+}
+
+export function joinPath(parentPath: string | undefined, id: string): string {
+  return parentPath === undefined ? id : `${parentPath}/${id}`;
+}

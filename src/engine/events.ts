@@ -1,0 +1,84 @@
+/**
+ * Every state change of a run is one of these events, numbered by a per-run `seq` (1, 2, 3... with no
+ * gaps). A run is the fold of its events (`RunProjection`); stores persist them, streams deliver them,
+ * logs and metrics observe them.
+ */
+import type { StepKind } from '../definition/types.ts';
+import type { StepError } from '../errors.ts';
+
+export type StepStatus = 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+export type FinishedStepStatus = Exclude<StepStatus, 'running'>;
+
+/** A step's result as data: JSON-safe, as stored and streamed. */
+export interface StepResultData {
+  readonly stepId: string;
+  readonly path: string;
+  readonly kind: StepKind;
+  readonly status: FinishedStepStatus;
+  readonly output?: unknown;
+  readonly error?: StepError;
+  readonly executionTimeMs: number;
+  readonly attempts: number;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+interface EventBase {
+  readonly seq: number;
+  readonly runId: string;
+  /** Wall-clock time, epoch milliseconds. */
+  readonly at: number;
+}
+
+export interface RunStartedEvent extends EventBase {
+  readonly type: 'run_started';
+  readonly workflowId: string;
+  readonly workflowName: string;
+  /** Top-level steps in the definition. */
+  readonly totalSteps: number;
+  readonly input: { readonly workflowId: string; readonly variables: unknown; readonly metadata: unknown };
+}
+
+export interface StepStartedEvent extends EventBase {
+  readonly type: 'step_started';
+  readonly path: string;
+  readonly parent: string | undefined;
+  readonly stepId: string;
+  readonly kind: StepKind;
+  readonly attempt: number;
+}
+
+export interface StepRetryingEvent extends EventBase {
+  readonly type: 'step_retrying';
+  readonly path: string;
+  /** The attempt that failed. */
+  readonly attempt: number;
+  readonly error: StepError;
+  readonly delayMs: number;
+  /** Who asked for the retry: the step's retry policy or the workflow's error handler. */
+  readonly reason: 'retry_policy' | 'error_handler';
+}
+
+export interface StepFinishedEvent extends EventBase {
+  readonly type: 'step_completed' | 'step_failed' | 'step_skipped' | 'step_cancelled';
+  readonly path: string;
+  readonly parent: string | undefined;
+  readonly result: StepResultData;
+}
+
+export interface RunFinishedEvent extends EventBase {
+  readonly type: 'run_completed' | 'run_failed' | 'run_cancelled';
+  readonly error?: StepError & { readonly stepPath?: string };
+}
+
+export type RunEvent = RunStartedEvent | StepStartedEvent | StepRetryingEvent | StepFinishedEvent | RunFinishedEvent;
+
+/** An event before the run assigns its seq, runId and time. */
+export type NewRunEvent = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'seq' | 'runId' | 'at'> : never) : never;
+
+export const finishedEventType: Readonly<Record<FinishedStepStatus, StepFinishedEvent['type']>> = {
+  completed: 'step_completed',
+  failed: 'step_failed',
+  skipped: 'step_skipped',
+  cancelled: 'step_cancelled',
+};

@@ -1,0 +1,79 @@
+import type { StepResult, WorkflowResult } from './results.ts';
+
+type Start = (onStepResult: (result: StepResult) => void, signal: AbortSignal) => Promise<WorkflowResult>;
+
+/**
+ * A running workflow seen as an async iterator of its top-level StepResults, in completion order (the
+ * same list `WorkflowResult.steps` holds). The run starts at once and buffers results until read;
+ * leaving the loop early (`break`) cancels the run. `result` resolves with the WorkflowResult.
+ */
+export class WorkflowStream implements AsyncIterable<StepResult> {
+  readonly result: Promise<WorkflowResult>;
+  readonly #buffer: StepResult[] = [];
+  readonly #abort = new AbortController();
+  #waiting: (() => void) | undefined;
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+
+  constructor(start: Start) {
+    const push = (result: StepResult) => {
+      this.#buffer.push(result);
+      this.#wake();
+    };
+    let started: Promise<WorkflowResult>;
+    try {
+      started = start(push, this.#abort.signal);
+    } catch (err) {
+      started = Promise.reject(err);
+    }
+    this.result = started.then(
+      (result) => {
+        this.#ended = true;
+        this.#wake();
+        return result;
+      },
+      (error: unknown) => {
+        this.#ended = true;
+        this.#failure = { error };
+        this.#wake();
+        throw error;
+      },
+    );
+    // Readers of only the iterator still see the failure; this keeps it from also being "unhandled".
+    this.result.catch(() => {});
+  }
+
+  /** Cancels the run (running tools are aborted; the run ends `cancelled`). */
+  cancel(): void {
+    this.#abort.abort();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<StepResult> {
+    let finished = false;
+    try {
+      for (;;) {
+        const next = this.#buffer.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (this.#ended) {
+          if (this.#failure !== undefined) throw this.#failure.error;
+          finished = true;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.#waiting = resolve;
+        });
+      }
+    } finally {
+      if (!finished && !this.#ended) this.cancel();
+    }
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+}

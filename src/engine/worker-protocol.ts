@@ -1,0 +1,72 @@
+/**
+ * The contract between the engine (main thread) and the Piscina worker entry (`workers/tool-worker.ts`).
+ * The worker imports only this module and `src/errors.ts`. It never throws: every failure comes back as
+ * a `ToolOutcome` of kind `error`, so nothing depends on how structuredClone treats error classes.
+ */
+import { ErrorCode, stepError, type StepError } from '../errors.ts';
+
+/** What every tool receives beside its arguments, inline or in the pool. */
+export interface ToolContext {
+  /** `{runId}:{stepPath}`: stable across attempts and restarts, so a tool can deduplicate effects. */
+  readonly idempotencyKey: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** Aborted on timeout or cancellation. (A pool tool is stopped by terminating its worker instead.) */
+  readonly signal: AbortSignal;
+  readonly runId: string;
+  readonly stepPath: string;
+  /** The run's `WorkflowContext.userContext` (a structured clone of it in the pool). */
+  readonly userContext: unknown;
+}
+
+export interface ToolTask {
+  readonly moduleUrl: string;
+  readonly args: unknown;
+  readonly runId: string;
+  readonly stepPath: string;
+  readonly attempt: number;
+  readonly idempotencyKey: string;
+  readonly userContext: unknown;
+  readonly maxOutputBytes: number;
+}
+
+export type ToolOutcome =
+  | { readonly kind: 'ok'; readonly outputJson: string | undefined; readonly runMs: number }
+  | { readonly kind: 'error'; readonly error: StepError; readonly runMs: number };
+
+export type EncodedOutput =
+  | { readonly ok: true; readonly output: unknown; readonly json: string | undefined }
+  | { readonly ok: false; readonly error: StepError };
+
+/**
+ * Outputs cross threads, the store and the wire as JSON, so they are normalised to JSON once, where they
+ * are produced: a live run and a replayed one see the same values (a Date becomes its ISO string).
+ */
+export function encodeOutput(value: unknown, maxBytes: number): EncodedOutput {
+  if (value === undefined) return { ok: true, output: undefined, json: undefined };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    return { ok: false, error: stepError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `output is not JSON-serialisable: ${(err as Error).message}`) };
+  }
+  if (json === undefined) {
+    return { ok: false, error: stepError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `output of type ${typeof value} is not JSON-serialisable`) };
+  }
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so short strings skip the byte count.
+  if (json.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > maxBytes) {
+      return {
+        ok: false,
+        error: stepError(ErrorCode.OUTPUT_TOO_LARGE, `output is ${bytes} bytes as JSON; the limit is ${maxBytes} bytes`, { bytes, limit: maxBytes }),
+      };
+    }
+  }
+  const isPrimitive = value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+  return { ok: true, output: isPrimitive ? value : JSON.parse(json), json };
+}
+
+export function decodeOutput(json: string | undefined): unknown {
+  return json === undefined ? undefined : JSON.parse(json);
+}

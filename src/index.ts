@@ -1,0 +1,44 @@
+/**
+ * jaf-workflows: JAF's workflow orchestration API in TypeScript.
+ */
+export { WorkflowContext, type WorkflowContextInit, type LoopPosition, type Variables } from './context.ts';
+export { Workflow, type WorkflowSource } from './definition/workflow.ts';
+export { WorkflowBuilder } from './definition/builder.ts';
+export { WorkflowStep, ToolStep, AgentStep, ConditionalStep, ParallelStep, LoopStep, type RetryOptions } from './definition/steps.ts';
+export type {
+  StepDefinition,
+  StepKind,
+  RetryPolicy,
+  FailurePolicy,
+  Condition,
+  LoopCondition,
+  StepErrorHandler,
+  GlobalErrorHandler,
+  ErrorDecision,
+  ErrorAction,
+  StepInfo,
+  StepLike,
+} from './definition/types.ts';
+export { WorkflowEngine, executeWorkflowStream, type EngineOptions, type ExecuteOptions } from './engine/engine.ts';
+export { WorkflowStream } from './engine/stream.ts';
+export { StepResult, WorkflowResult } from './engine/results.ts';
+export type { RunEvent, RunStatus, StepStatus, StepResultData } from './engine/events.ts';
+export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-executor.ts';
+export { RecordingClock, systemClock, type Clock } from './engine/clock.ts';
+export { Tool, siblingModule, type ToolContext, type ToolSpec, type InlineToolSpec, type ModuleToolSpec, type JsonSchema } from './tools/tool.ts';
+export { Agent, type AgentSpec, type AgentState } from './agents/agent.ts';
+export {
+  ScriptedModelProvider,
+  textReply,
+  toolCallReply,
+  type ModelProvider,
+  type ModelRequest,
+  type ModelResponse,
+  type ChatMessage,
+  type ToolCall,
+  type ToolSchema,
+  type TokenUsage,
+} from './agents/model-provider.ts';
+export { WorkflowLogger, type StepLogInfo, type RunLogInfo, type WorkflowLoggerOptions } from './observability/workflow-logger.ts';
+export { ErrorCode, NonRetryableError, WorkflowDefinitionError, type StepError, type DefinitionIssue } from './errors.ts';
+export { Limits } from './limits.ts';

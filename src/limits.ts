@@ -1,0 +1,33 @@
+/**
+ * Every bound the engine enforces, in one place, so the README's limits table has one source.
+ * Engine options may lower or raise the configurable ones.
+ */
+export const Limits = {
+  /** Step ids: letters, digits, `_`, `-`, `.`; they form step paths, so `/`, `[`, `]` and `:` are reserved. */
+  stepIdPattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/,
+  maxStepIdLength: 128,
+  /** Steps in one workflow definition, nested steps included. */
+  maxStepsPerWorkflow: 10_000,
+  /** Nesting depth of composite steps (parallel in loop in conditional...). */
+  maxNestingDepth: 32,
+  /** Branches of one parallel step. */
+  maxParallelBranches: 256,
+  /** Hard cap on a loop's `maxIterations`. */
+  maxLoopIterations: 100_000,
+  /** Default `maxIterations` of a LoopStep, as in the seed. */
+  defaultLoopIterations: 10,
+  /** Bytes of a step output once serialised as JSON. */
+  maxOutputBytes: 2 * 1024 * 1024,
+  /** Retries a step may ask for. */
+  maxRetries: 100,
+  /** Longest step timeout accepted, in seconds (one day). */
+  maxTimeoutSeconds: 86_400,
+  /** Timeout given to tool and agent steps that set none, in seconds. */
+  defaultStepTimeoutSeconds: 300,
+  /** Times a builder-level error handler may answer `retry` for one step. */
+  maxHandlerRetries: 3,
+  /** Model calls one agent step may make before failing with MAX_TURNS_EXCEEDED. */
+  defaultAgentMaxTurns: 20,
+  /** Tasks waiting for a pool thread before new ones fail with POOL_QUEUE_FULL. */
+  defaultPoolMaxQueue: 4096,
+} as const;

@@ -1,0 +1,95 @@
+import { pino, type Logger } from 'pino';
+import type { WorkflowContext } from '../context.ts';
+import type { StepKind } from '../definition/types.ts';
+import type { StepError } from '../errors.ts';
+import type { StepResult, WorkflowResult } from '../engine/results.ts';
+
+export interface RunLogInfo {
+  readonly runId: string;
+  /** The workflow definition's id. */
+  readonly workflowId: string;
+}
+
+export interface StepLogInfo extends RunLogInfo {
+  readonly path: string;
+  readonly kind: StepKind;
+  readonly attempt: number;
+}
+
+export interface WorkflowLoggerOptions {
+  /** A pino logger to write to; default: JSON to stdout at LOG_LEVEL (default info). */
+  readonly logger?: Logger;
+}
+
+let rootLogger: Logger | undefined;
+
+/** The process-wide default: JSON lines on stdout, level from LOG_LEVEL (read when first used). */
+export function defaultLogger(): Logger {
+  rootLogger ??= pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'jaf-workflows' } });
+  return rootLogger;
+}
+
+/**
+ * Workflow lifecycle logging, on pino by default. Subclass and override any method (the seed's
+ * `DetailedWorkflowLogger` overrides `logStepStart` and `logStepComplete`); the rest keep logging.
+ * Lines carry `runId`/`workflowId`, and step lines `stepPath`/`attempt`, through child loggers.
+ */
+export class WorkflowLogger {
+  protected readonly log: Logger;
+  readonly #runs = new Map<string, Logger>();
+
+  constructor(options: WorkflowLoggerOptions = {}) {
+    this.log = options.logger ?? defaultLogger();
+  }
+
+  logWorkflowStart(workflowId: string, ctx: WorkflowContext, run: RunLogInfo): void {
+    this.runLog(run).info({ contextWorkflowId: ctx.workflowId }, `workflow ${workflowId} started`);
+  }
+
+  logWorkflowComplete(result: WorkflowResult): void {
+    const log = this.runLog(result);
+    const fields = { status: result.status, durationMs: result.totalExecutionTimeMs, stepsCompleted: result.stepsCompleted, totalSteps: result.totalSteps };
+    if (result.status === 'completed') log.info(fields, `workflow ${result.workflowId} completed`);
+    else log.warn({ ...fields, error: result.error }, `workflow ${result.workflowId} ${result.status}`);
+    this.#runs.delete(result.runId);
+  }
+
+  logStepStart(stepName: string, _ctx: WorkflowContext, step: StepLogInfo): void {
+    if (this.log.isLevelEnabled('debug')) this.stepLog(step).debug(`step ${stepName} started`);
+  }
+
+  logStepComplete(stepName: string, result: StepResult, durationMs: number, step: StepLogInfo): void {
+    if (result.status === 'failed') {
+      this.stepLog(step).warn({ status: result.status, durationMs, error: result.error }, `step ${stepName} failed`);
+    } else if (this.log.isLevelEnabled('debug')) {
+      this.stepLog(step).debug({ status: result.status, durationMs }, `step ${stepName} ${result.status}`);
+    }
+  }
+
+  logStepRetry(stepName: string, error: StepError, delayMs: number, step: StepLogInfo): void {
+    this.stepLog(step).info({ error, delayMs }, `step ${stepName} will retry after attempt ${step.attempt}`);
+  }
+
+  logErrorHandled(stepName: string, decision: Readonly<Record<string, unknown>>, step: StepLogInfo): void {
+    this.stepLog(step).warn({ decision }, `error handler decided ${String(decision.action)} for step ${stepName}`);
+  }
+
+  logError(message: string, error: unknown, run: RunLogInfo): void {
+    this.runLog(run).error({ err: error }, message);
+  }
+
+  /** A child logger bound to the run (cached until the run completes). */
+  protected runLog(run: RunLogInfo): Logger {
+    let log = this.#runs.get(run.runId);
+    if (log === undefined) {
+      log = this.log.child({ runId: run.runId, workflowId: run.workflowId });
+      this.#runs.set(run.runId, log);
+    }
+    return log;
+  }
+
+  /** A child logger bound to the run and the step. */
+  protected stepLog(step: StepLogInfo): Logger {
+    return this.runLog(step).child({ stepPath: step.path, attempt: step.attempt });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Piscina worker entry: loads a tool module (cached per thread), runs it, and returns a ToolOutcome.
+ * Imports only the worker protocol and the error helpers. Cancellation and timeouts terminate this
+ * thread from the pool side, so a tool here sees a signal that never aborts.
+ */
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { encodeOutput, type ToolContext, type ToolOutcome, type ToolTask } from '../src/engine/worker-protocol.ts';
+import { ErrorCode, stepError, toStepError } from '../src/errors.ts';
+
+type ToolFunction = (args: unknown, ctx: ToolContext) => unknown;
+
+const loaded = new Map<string, Promise<ToolFunction>>();
+const neverAborted = new AbortController().signal;
+
+function loadTool(moduleUrl: string): Promise<ToolFunction> {
+  let tool = loaded.get(moduleUrl);
+  if (tool === undefined) {
+    tool = importModule(moduleUrl).then((mod: { default?: unknown }) => {
+      const exported = mod.default;
+      if (typeof exported === 'function') return exported as ToolFunction;
+      const execute = (exported as { execute?: unknown } | undefined)?.execute;
+      if (typeof execute === 'function') return (execute as ToolFunction).bind(exported);
+      throw new TypeError(`default export is ${exported === undefined ? 'missing' : typeof exported}; expected a function or an object with execute()`);
+    });
+    // A module that failed to load is not cached: the next task retries the import.
+    tool.catch(() => loaded.delete(moduleUrl));
+    loaded.set(moduleUrl, tool);
+  }
+  return tool;
+}
+
+/**
+ * Compiled tool modules load with import(). TypeScript sources (tests, tsx) cannot: on Node 20 the
+ * ESM loader hooks that tsx registers do not reach worker threads, but its require hook does.
+ */
+async function importModule(moduleUrl: string): Promise<{ default?: unknown }> {
+  try {
+    return (await import(moduleUrl)) as { default?: unknown };
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !moduleUrl.endsWith('.ts')) throw err;
+    return createRequire(import.meta.url)(fileURLToPath(moduleUrl)) as { default?: unknown };
+  }
+}
+
+export default async function runTool(task: ToolTask): Promise<ToolOutcome> {
+  const started = performance.now();
+  const runMs = () => performance.now() - started;
+  let tool: ToolFunction;
+  try {
+    tool = await loadTool(task.moduleUrl);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { kind: 'error', error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`), runMs: runMs() };
+  }
+  try {
+    const output = await tool(task.args, {
+      idempotencyKey: task.idempotencyKey,
+      attempt: task.attempt,
+      signal: neverAborted,
+      runId: task.runId,
+      stepPath: task.stepPath,
+      userContext: task.userContext,
+    });
+    const encoded = encodeOutput(output, task.maxOutputBytes);
+    return encoded.ok ? { kind: 'ok', outputJson: encoded.json, runMs: runMs() } : { kind: 'error', error: encoded.error, runMs: runMs() };
+  } catch (err) {
+    return { kind: 'error', error: toStepError(err), runMs: runMs() };
+  }
+}
