@@ -1,11 +1,13 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  resolve: { conditions: ['jaf-source'] },
+  resolve: {
+    // Tests import the package by name, as users do, and get the sources.
+    alias: [{ find: /^jaf-workflows$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
-    // Real Piscina threads and real timers: keep files from competing for the 2 cores too hard.
-    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

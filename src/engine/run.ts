@@ -115,7 +115,9 @@ export class Run implements AttemptEnv {
     let handlerRetries = 0;
     while (step.result.status === 'failed' && ownHandler === undefined && workflow.globalErrorHandler !== undefined) {
       decision = await this.#decide(step.result, ctx);
-      if (decision.action !== 'retry' || handlerRetries >= this.#deps.limits.maxHandlerRetries || this.#root.signal.aborted) break;
+      // A step that never started (its condition threw) has nothing to retry.
+      const started = this.projection.record(step.result.path)?.status === 'running';
+      if (decision.action !== 'retry' || !started || handlerRetries >= this.#deps.limits.maxHandlerRetries || this.#root.signal.aborted) break;
       handlerRetries += 1;
       const delayMs = Math.max(0, Math.round((decision.delaySeconds ?? 0) * 1000));
       this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler' });
