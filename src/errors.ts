@@ -33,8 +33,6 @@ export const ErrorCode = {
   PARALLEL_FAILED: 'PARALLEL_FAILED',
   /** A loop's body failed in one iteration. */
   LOOP_FAILED: 'LOOP_FAILED',
-  /** An agent asked for a tool it does not have. */
-  AGENT_TOOL_NOT_FOUND: 'AGENT_TOOL_NOT_FOUND',
   /** An agent did not produce a final answer within its turn limit. */
   MAX_TURNS_EXCEEDED: 'MAX_TURNS_EXCEEDED',
   /** The model provider failed. */
@@ -72,7 +70,6 @@ const retryableByDefault: Readonly<Record<ErrorCode, boolean>> = {
   OUTPUT_TOO_LARGE: false,
   PARALLEL_FAILED: true,
   LOOP_FAILED: true,
-  AGENT_TOOL_NOT_FOUND: true,
   MAX_TURNS_EXCEEDED: false,
   MODEL_ERROR: true,
   AGENT_OUTPUT_INVALID: true,

@@ -11,7 +11,8 @@ import type { StepDefinition, StepDefinitionOf, StepKind, ValueSource } from '..
 import { ErrorCode, stepError, toStepError, type StepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { StepResultData } from './events.ts';
-import { abortError, type InvocationOutcome, type ToolExecutor } from './executor.ts';
+import { cancellationError, type Cancellation } from './cancellation.ts';
+import type { InvocationOutcome, ToolExecutor } from './executor.ts';
 import { encodeOutput } from './worker-protocol.ts';
 
 export type AttemptOutcome =
@@ -24,7 +25,7 @@ export interface StepScope {
   readonly parent: string | undefined;
   /** Prefix of this step's path: the parent's path, or `loop[i]` inside a loop iteration. */
   readonly prefix: string | undefined;
-  readonly signal: AbortSignal;
+  readonly cancellation: Cancellation;
   /** Top-level steps: the workflow loop emits the finish event after error handling. */
   readonly deferFinish?: boolean;
   /** Merged into the step's result metadata (e.g. `replaces` for a replacement step). */
@@ -55,12 +56,12 @@ export interface Attempt<K extends StepKind> {
   readonly ctx: WorkflowContext;
   readonly path: string;
   readonly attempt: number;
-  readonly signal: AbortSignal;
+  readonly cancellation: Cancellation;
   readonly replayOnly: boolean;
 }
 
-function childScope<K extends StepKind>(a: Attempt<K>, prefix: string, signal: AbortSignal = a.signal): StepScope {
-  return { parent: a.path, prefix, signal, replayOnly: a.replayOnly };
+function childScope<K extends StepKind>(a: Attempt<K>, prefix: string, cancellation: Cancellation = a.cancellation): StepScope {
+  return { parent: a.path, prefix, cancellation, replayOnly: a.replayOnly };
 }
 
 type AttemptRunners = { readonly [K in StepKind]: (a: Attempt<K>) => Promise<AttemptOutcome> };
@@ -94,7 +95,7 @@ function invokeTool<K extends StepKind>(a: Attempt<K>, tool: Tool, args: unknown
     stepPath,
     attempt: a.attempt,
     userContext: a.ctx.userContext,
-    signal: a.signal,
+    cancellation: a.cancellation,
     maxOutputBytes: a.env.maxOutputBytes,
   });
 }
@@ -110,14 +111,14 @@ async function runAgentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome> {
   if (typeof message !== 'string') {
     return { status: 'error', error: stepError(ErrorCode.USER_FUNCTION_ERROR, `step ${a.path}: input function returned ${typeof message}, expected a string`) };
   }
-  const outcome = await abortable(a.signal, () =>
+  const outcome = await abortable(a.cancellation, () =>
     runAgent({
       agent: a.def.agent as Agent,
       input: message,
       context: context.value,
       workflow: a.ctx,
       provider,
-      signal: a.signal,
+      signal: a.cancellation.signal,
       runTool: (tool, args, callPath) => invokeTool(a, tool, args, `${a.path}/${callPath}`),
     }),
   );
@@ -149,17 +150,17 @@ async function runConditionalAttempt(a: Attempt<'conditional'>): Promise<Attempt
 
 async function runParallelAttempt(a: Attempt<'parallel'>): Promise<AttemptOutcome> {
   const { def } = a;
-  const group = linkedController(a.signal);
+  const group = a.cancellation.child();
   const outcomes: (StepOutcome | undefined)[] = new Array(def.branches.length);
   let winner: number | undefined;
   // Dispatched together, so pool branches run on different threads; each sees the same snapshot.
   await Promise.all(
     def.branches.map(async (branch, index) => {
-      const outcome = await a.env.executeStep(branch, a.ctx, childScope(a, a.path, group.signal));
+      const outcome = await a.env.executeStep(branch, a.ctx, childScope(a, a.path, group));
       outcomes[index] = outcome;
       const status = outcome.result.status;
       if (def.waitForAll) {
-        if (status === 'failed' && def.failurePolicy === 'fail_fast' && !group.signal.aborted) {
+        if (status === 'failed' && def.failurePolicy === 'fail_fast' && !group.aborted) {
           group.abort(stepError(ErrorCode.CANCELLED, `cancelled: sibling branch ${branch.id} failed`));
         }
       } else if (status === 'completed' && winner === undefined) {
@@ -178,7 +179,7 @@ async function runParallelAttempt(a: Attempt<'parallel'>): Promise<AttemptOutcom
 
   if (def.waitForAll) {
     const firstFailure = settled.find((o) => o.result.status === 'failed');
-    if (a.signal.aborted && (firstFailure === undefined || def.failurePolicy !== 'fail_fast')) return { status: 'error', error: abortError(a.signal), metadata };
+    if (a.cancellation.aborted && (firstFailure === undefined || def.failurePolicy !== 'fail_fast')) return { status: 'error', error: cancellationError(a.cancellation), metadata };
     if (def.failurePolicy === 'fail_fast' && firstFailure !== undefined) {
       const cause = firstFailure.result.error;
       return { status: 'error', error: branchFailure(`branch ${firstFailure.result.stepId} failed: ${cause?.message ?? 'unknown error'}`, cause), metadata };
@@ -189,7 +190,7 @@ async function runParallelAttempt(a: Attempt<'parallel'>): Promise<AttemptOutcom
       return { status: 'error', error: branchFailure(`${counts.completed} of ${settled.length} branches succeeded; at least ${required} required`, cause), metadata };
     }
   } else if (winner === undefined) {
-    if (a.signal.aborted) return { status: 'error', error: abortError(a.signal), metadata };
+    if (a.cancellation.aborted) return { status: 'error', error: cancellationError(a.cancellation), metadata };
     const cause = settled.find((o) => o.result.status === 'failed')?.result.error;
     return { status: 'error', error: branchFailure(`no branch succeeded (${counts.failed} failed, ${counts.skipped} skipped)`, cause), metadata };
   }
@@ -220,7 +221,7 @@ async function runLoopAttempt(a: Attempt<'loop'>): Promise<AttemptOutcome> {
   let iteration = 0;
   let stoppedBy: 'condition' | 'max_iterations' = 'max_iterations';
   while (iteration < def.maxIterations) {
-    if (a.signal.aborted) return { status: 'error', error: abortError(a.signal), metadata: { iterations: iteration } };
+    if (a.cancellation.aborted) return { status: 'error', error: cancellationError(a.cancellation), metadata: { iterations: iteration } };
     const inLoop = ctx.inLoop({ stepId: def.id, iteration });
     const proceed = await callUser(() => def.condition(inLoop, iteration), 'loop condition', a.path);
     if (!proceed.ok) return { status: 'error', error: proceed.error, metadata: { iterations: iteration } };
@@ -232,7 +233,7 @@ async function runLoopAttempt(a: Attempt<'loop'>): Promise<AttemptOutcome> {
     const { status, error } = body.result;
     if (status === 'failed' || status === 'cancelled') {
       const metadata = { iterations: iteration, failedIteration: iteration };
-      if (status === 'cancelled' || error === undefined) return { status: 'error', error: error ?? abortError(a.signal), metadata };
+      if (status === 'cancelled' || error === undefined) return { status: 'error', error: error ?? cancellationError(a.cancellation), metadata };
       return { status: 'error', error: stepError(ErrorCode.LOOP_FAILED, `iteration ${iteration} failed: ${error.message}`, { cause: error, iteration }, error.retryable), metadata };
     }
     outputs.push(body.result.output ?? null);
@@ -264,43 +265,20 @@ async function callUser<T>(fn: () => T | Promise<T>, what: string, path: string)
   }
 }
 
-/** Ends with the signal's StepError as soon as it aborts, whatever `work` is doing. */
-function abortable<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T | { readonly error: StepError }> {
-  if (signal.aborted) return Promise.resolve({ error: abortError(signal) });
+/** Ends with the cancellation's StepError as soon as it aborts, whatever `work` is doing. */
+function abortable<T>(cancellation: Cancellation, work: () => Promise<T>): Promise<T | { readonly error: StepError }> {
+  if (cancellation.aborted) return Promise.resolve({ error: cancellationError(cancellation) });
   return new Promise((resolve, reject) => {
-    const onAbort = () => resolve({ error: abortError(signal) });
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = cancellation.onAbort(() => resolve({ error: cancellationError(cancellation) }));
     work().then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         resolve(value);
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         reject(err);
       },
     );
   });
-}
-
-export interface LinkedController {
-  readonly signal: AbortSignal;
-  abort(reason: StepError): void;
-  unlink(): void;
-}
-
-/** A controller that also aborts when `parent` does, as CANCELLED (only the step whose own timer fired reports TIMEOUT). */
-export function linkedController(parent: AbortSignal): LinkedController {
-  const controller = new AbortController();
-  const onParentAbort = () => {
-    const reason = abortError(parent);
-    controller.abort(reason.code === ErrorCode.CANCELLED ? reason : stepError(ErrorCode.CANCELLED, `cancelled: ${reason.message}`));
-  };
-  if (parent.aborted) onParentAbort();
-  else parent.addEventListener('abort', onParentAbort, { once: true });
-  return {
-    signal: controller.signal,
-    abort: (reason) => controller.abort(reason),
-    unlink: () => parent.removeEventListener('abort', onParentAbort),
-  };
 }

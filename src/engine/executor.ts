@@ -1,6 +1,7 @@
 import { ErrorCode, isStepError, stepError, toStepError, type StepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
-import { encodeOutput } from './worker-protocol.ts';
+import { cancellationError, type Cancellation } from './cancellation.ts';
+import { encodeOutput, type ToolContext } from './worker-protocol.ts';
 
 /** One call of one tool, as the engine asks for it. */
 export interface ToolInvocation {
@@ -11,7 +12,7 @@ export interface ToolInvocation {
   readonly attempt: number;
   readonly userContext: unknown;
   /** Aborted with a StepError reason (TIMEOUT or CANCELLED). */
-  readonly signal: AbortSignal;
+  readonly cancellation: Cancellation;
   readonly maxOutputBytes: number;
 }
 
@@ -35,30 +36,48 @@ export function abortError(signal: AbortSignal): StepError {
 }
 
 /**
- * Runs an inline tool on the main thread. The tool gets the signal; if it ignores it, the step still
+ * Runs an inline tool on the main thread. The tool gets a signal; if it ignores it, the step still
  * ends at the abort (the tool's late result is dropped), so a step never outlives its timeout.
  */
 export async function runInline(invocation: ToolInvocation): Promise<InvocationOutcome> {
-  const { tool, signal } = invocation;
+  const { tool, cancellation } = invocation;
   if (tool.execution.kind !== 'inline') throw new Error(`runInline called for pool tool ${tool.name}`);
-  if (signal.aborted) return { kind: 'error', error: abortError(signal) };
+  if (cancellation.aborted) return { kind: 'error', error: cancellationError(cancellation) };
   let produced: unknown;
   try {
-    const pending = tool.execution.execute(invocation.args, {
-      idempotencyKey: idempotencyKey(invocation.runId, invocation.stepPath),
-      attempt: invocation.attempt,
-      signal,
-      runId: invocation.runId,
-      stepPath: invocation.stepPath,
-      userContext: invocation.userContext,
-    });
-    produced = isPromiseLike(pending) ? await raceAbort(pending, signal) : pending;
+    const pending = tool.execution.execute(invocation.args, new InlineToolContext(invocation));
+    produced = isPromiseLike(pending) ? await raceCancellation(pending, cancellation) : pending;
   } catch (err) {
-    return { kind: 'error', error: signal.aborted ? abortError(signal) : toStepError(err) };
+    return { kind: 'error', error: cancellation.aborted ? cancellationError(cancellation) : toStepError(err) };
   }
-  if (signal.aborted) return { kind: 'error', error: abortError(signal) };
+  if (cancellation.aborted) return { kind: 'error', error: cancellationError(cancellation) };
   const encoded = encodeOutput(produced, invocation.maxOutputBytes);
   return encoded.ok ? { kind: 'ok', output: encoded.output, outputJson: encoded.json } : { kind: 'error', error: encoded.error };
+}
+
+/** The context an inline tool receives; its AbortSignal is made only if the tool reads it. */
+class InlineToolContext implements ToolContext {
+  readonly attempt: number;
+  readonly runId: string;
+  readonly stepPath: string;
+  readonly userContext: unknown;
+  readonly #cancellation: Cancellation;
+
+  constructor(invocation: ToolInvocation) {
+    this.attempt = invocation.attempt;
+    this.runId = invocation.runId;
+    this.stepPath = invocation.stepPath;
+    this.userContext = invocation.userContext;
+    this.#cancellation = invocation.cancellation;
+  }
+
+  get idempotencyKey(): string {
+    return idempotencyKey(this.runId, this.stepPath);
+  }
+
+  get signal(): AbortSignal {
+    return this.#cancellation.signal;
+  }
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -67,17 +86,16 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 
 const aborted = Symbol('aborted');
 
-function raceAbort<T>(pending: PromiseLike<T>, signal: AbortSignal): Promise<T> {
+function raceCancellation<T>(pending: PromiseLike<T>, cancellation: Cancellation): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(aborted);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = cancellation.onAbort(() => reject(aborted));
     pending.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         resolve(value);
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         reject(err);
       },
     );

@@ -2,7 +2,8 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { ErrorCode, stepError, type StepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
-import { abortError, idempotencyKey, type InvocationOutcome, type ToolInvocation } from './executor.ts';
+import { cancellationError } from './cancellation.ts';
+import { idempotencyKey, type InvocationOutcome, type ToolInvocation } from './executor.ts';
 import { decodeOutput, type ToolOutcome, type ToolTask } from './worker-protocol.ts';
 
 export interface PoolResourceLimits {
@@ -62,10 +63,10 @@ export class PoolToolExecutor {
   }
 
   async run(invocation: ToolInvocation): Promise<InvocationOutcome> {
-    const { tool, signal } = invocation;
+    const { tool, cancellation } = invocation;
     if (tool.execution.kind !== 'module') throw new Error(`pool asked to run inline tool ${tool.name}`);
     if (this.#closed) return { kind: 'error', error: stepError(ErrorCode.POOL_CLOSED, 'the tool pool is closed') };
-    if (signal.aborted) return { kind: 'error', error: abortError(signal) };
+    if (cancellation.aborted) return { kind: 'error', error: cancellationError(cancellation) };
     const task: ToolTask = {
       moduleUrl: tool.execution.moduleUrl,
       args: invocation.args,
@@ -78,9 +79,9 @@ export class PoolToolExecutor {
     };
     let outcome: ToolOutcome;
     try {
-      outcome = await this.#pool.run(task, { signal });
+      outcome = await this.#pool.run(task, { signal: cancellation.signal });
     } catch (err) {
-      return { kind: 'error', error: signal.aborted ? abortError(signal) : poolFailure(tool.name, err) };
+      return { kind: 'error', error: cancellation.aborted ? cancellationError(cancellation) : poolFailure(tool.name, err) };
     }
     if (outcome.kind === 'error') return outcome;
     return { kind: 'ok', output: decodeOutput(outcome.outputJson), outputJson: outcome.outputJson };

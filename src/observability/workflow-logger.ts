@@ -43,14 +43,17 @@ export class WorkflowLogger {
   }
 
   logWorkflowStart(workflowId: string, ctx: WorkflowContext, run: RunLogInfo): void {
-    this.runLog(run).info({ contextWorkflowId: ctx.workflowId }, `workflow ${workflowId} started`);
+    if (this.log.isLevelEnabled('info')) this.runLog(run).info({ contextWorkflowId: ctx.workflowId }, `workflow ${workflowId} started`);
   }
 
   logWorkflowComplete(result: WorkflowResult): void {
-    const log = this.runLog(result);
-    const fields = { status: result.status, durationMs: result.totalExecutionTimeMs, stepsCompleted: result.stepsCompleted, totalSteps: result.totalSteps };
-    if (result.status === 'completed') log.info(fields, `workflow ${result.workflowId} completed`);
-    else log.warn({ ...fields, error: result.error }, `workflow ${result.workflowId} ${result.status}`);
+    const completed = result.status === 'completed';
+    if (this.log.isLevelEnabled(completed ? 'info' : 'warn')) {
+      const log = this.runLog(result);
+      const fields = { status: result.status, durationMs: result.totalExecutionTimeMs, stepsCompleted: result.stepsCompleted, totalSteps: result.totalSteps };
+      if (completed) log.info(fields, `workflow ${result.workflowId} completed`);
+      else log.warn({ ...fields, error: result.error }, `workflow ${result.workflowId} ${result.status}`);
+    }
     this.#runs.delete(result.runId);
   }
 
@@ -60,6 +63,7 @@ export class WorkflowLogger {
 
   logStepComplete(stepName: string, result: StepResult, durationMs: number, step: StepLogInfo): void {
     if (result.status === 'failed') {
+      if (!this.log.isLevelEnabled('warn')) return;
       this.stepLog(step).warn({ status: result.status, durationMs, error: result.error }, `step ${stepName} failed`);
     } else if (this.log.isLevelEnabled('debug')) {
       this.stepLog(step).debug({ status: result.status, durationMs }, `step ${stepName} ${result.status}`);
@@ -67,11 +71,11 @@ export class WorkflowLogger {
   }
 
   logStepRetry(stepName: string, error: StepError, delayMs: number, step: StepLogInfo): void {
-    this.stepLog(step).info({ error, delayMs }, `step ${stepName} will retry after attempt ${step.attempt}`);
+    if (this.log.isLevelEnabled('info')) this.stepLog(step).info({ error, delayMs }, `step ${stepName} will retry after attempt ${step.attempt}`);
   }
 
   logErrorHandled(stepName: string, decision: Readonly<Record<string, unknown>>, step: StepLogInfo): void {
-    this.stepLog(step).warn({ decision }, `error handler decided ${String(decision.action)} for step ${stepName}`);
+    if (this.log.isLevelEnabled('warn')) this.stepLog(step).warn({ decision }, `error handler decided ${String(decision.action)} for step ${stepName}`);
   }
 
   logError(message: string, error: unknown, run: RunLogInfo): void {
