@@ -251,7 +251,7 @@ export class Run implements AttemptEnv {
           if (!shouldRetry(error, def.retry, attemptsMade) || scope.cancellation.aborted) {
             return { result: finish('failed', { error, metadata: outcome.metadata }, attempt), ctx, replayed: false };
           }
-          const delayMs = nextDelayMs(def.retry, attemptsMade, this.#deps.clock.random);
+          const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random());
           this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy' });
           this.#deps.logger.logStepRetry(def.id, error, delayMs, info);
           await this.#deps.clock.sleep(delayMs, scope.cancellation.signal);

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { WorkflowLogger } from 'jaf-workflows';
 
 /** A WorkflowLogger that writes nothing: keeps test output readable. */
@@ -8,7 +8,7 @@ export function quietLogger(): WorkflowLogger {
 }
 
 /** A pino logger writing parsed JSON lines into `lines`, for assertions on what was logged. */
-export function logSink(level = 'debug'): { logger: WorkflowLogger; lines: Record<string, unknown>[] } {
+export function logSink(level = 'debug'): { logger: WorkflowLogger; pino: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -16,5 +16,6 @@ export function logSink(level = 'debug'): { logger: WorkflowLogger; lines: Recor
       done();
     },
   });
-  return { logger: new WorkflowLogger({ logger: pino({ level }, stream) }), lines };
+  const raw = pino({ level }, stream);
+  return { logger: new WorkflowLogger({ logger: raw }), pino: raw, lines };
 }
