@@ -18,6 +18,16 @@ export interface LoopPosition {
   readonly iteration: number;
 }
 
+const DERIVE: unique symbol = Symbol('derive');
+
+interface Derived {
+  readonly from: WorkflowContext;
+  readonly variables: Variables;
+  readonly metadata: Variables;
+  readonly loop: LoopPosition | undefined;
+  readonly writes: readonly string[] | undefined;
+}
+
 /**
  * The state a run carries from step to step. Immutable: the engine derives a new context after each
  * step (merging the step's output into `variables`), so a function given to a step can never change
@@ -31,8 +41,24 @@ export class WorkflowContext {
   readonly initialData: Variables;
   /** Set while a step runs inside a LoopStep (the innermost loop). */
   readonly loop: LoopPosition | undefined;
+  /** Keys written since `fork()` (undefined when not forked): what a parallel branch contributes at its join. */
+  readonly #writes: readonly string[] | undefined;
 
-  constructor(init: WorkflowContextInit) {
+  constructor(init: WorkflowContextInit);
+  /** @internal */
+  constructor(token: typeof DERIVE, derived: Derived);
+  constructor(init: WorkflowContextInit | typeof DERIVE, derived?: Derived) {
+    if (init === DERIVE) {
+      const { from } = derived!;
+      this.workflowId = from.workflowId;
+      this.userContext = from.userContext;
+      this.initialData = from.initialData;
+      this.variables = derived!.variables;
+      this.metadata = derived!.metadata;
+      this.loop = derived!.loop;
+      this.#writes = derived!.writes;
+      return;
+    }
     if (typeof init?.workflowId !== 'string' || init.workflowId === '') {
       throw new TypeError('WorkflowContext: workflowId must be a non-empty string');
     }
@@ -42,6 +68,7 @@ export class WorkflowContext {
     this.variables = Object.freeze({ ...init.initialData, ...init.variables });
     this.metadata = Object.freeze({ ...init.metadata });
     this.loop = undefined;
+    this.#writes = undefined;
   }
 
   /** A variable's value, or `fallback` when it is absent or undefined. */
@@ -55,7 +82,8 @@ export class WorkflowContext {
   }
 
   withVariables(patch: Readonly<Record<string, unknown>>): WorkflowContext {
-    return this.derive({ variables: Object.freeze({ ...this.variables, ...patch }) });
+    const writes = this.#writes === undefined ? undefined : [...this.#writes, ...Object.keys(patch)];
+    return this.derive({ variables: Object.freeze({ ...this.variables, ...patch }), writes });
   }
 
   withVariable(key: string, value: unknown): WorkflowContext {
@@ -69,6 +97,18 @@ export class WorkflowContext {
   /** @internal the engine's view for a step inside a loop iteration. */
   inLoop(position: LoopPosition | undefined): WorkflowContext {
     return this.derive({ loop: position });
+  }
+
+  /** @internal a parallel branch's starting point: the same variables, with writes tracked from here. */
+  fork(): WorkflowContext {
+    return this.derive({ writes: [] });
+  }
+
+  /** @internal the variables written since `fork()`, with their latest values. */
+  writtenSinceFork(): Record<string, unknown> {
+    const written: Record<string, unknown> = {};
+    for (const key of this.#writes ?? []) written[key] = this.variables[key];
+    return written;
   }
 
   toJSON(): Record<string, unknown> {
@@ -85,14 +125,14 @@ export class WorkflowContext {
     variables?: Variables;
     metadata?: Variables;
     loop?: LoopPosition | undefined;
+    writes?: readonly string[] | undefined;
   }): WorkflowContext {
-    const next = Object.create(WorkflowContext.prototype) as { -readonly [K in keyof WorkflowContext]: WorkflowContext[K] };
-    next.workflowId = this.workflowId;
-    next.userContext = this.userContext;
-    next.initialData = this.initialData;
-    next.variables = changes.variables ?? this.variables;
-    next.metadata = changes.metadata ?? this.metadata;
-    next.loop = 'loop' in changes ? changes.loop : this.loop;
-    return next as WorkflowContext;
+    return new WorkflowContext(DERIVE, {
+      from: this,
+      variables: changes.variables ?? this.variables,
+      metadata: changes.metadata ?? this.metadata,
+      loop: 'loop' in changes ? changes.loop : this.loop,
+      writes: 'writes' in changes ? changes.writes : this.#writes,
+    });
   }
 }

@@ -153,10 +153,11 @@ async function runParallelAttempt(a: Attempt<'parallel'>): Promise<AttemptOutcom
   const group = a.cancellation.child();
   const outcomes: (StepOutcome | undefined)[] = new Array(def.branches.length);
   let winner: number | undefined;
+  const snapshot = a.ctx.fork();
   // Dispatched together, so pool branches run on different threads; each sees the same snapshot.
   await Promise.all(
     def.branches.map(async (branch, index) => {
-      const outcome = await a.env.executeStep(branch, a.ctx, childScope(a, a.path, group));
+      const outcome = await a.env.executeStep(branch, snapshot, childScope(a, a.path, group));
       outcomes[index] = outcome;
       const status = outcome.result.status;
       if (def.waitForAll) {
@@ -195,18 +196,15 @@ async function runParallelAttempt(a: Attempt<'parallel'>): Promise<AttemptOutcom
     return { status: 'error', error: branchFailure(`no branch succeeded (${counts.failed} failed, ${counts.skipped} skipped)`, cause), metadata };
   }
 
-  // Join: each winning branch's variable changes, applied in branch order, so the result is deterministic.
+  // Join: what each winning branch wrote, applied in branch order, so the result is deterministic.
   const output: Record<string, unknown> = {};
-  let joined: Record<string, unknown> | undefined;
+  let joined: Record<string, unknown> = {};
   settled.forEach((o, index) => {
     if (!wins[index]) return;
     output[o.result.stepId] = o.result.output;
-    for (const key of Object.keys(o.ctx.variables)) {
-      const value = o.ctx.variables[key];
-      if (value !== a.ctx.variables[key]) (joined ??= {})[key] = value;
-    }
+    joined = { ...joined, ...o.ctx.writtenSinceFork() };
   });
-  return { status: 'ok', output, ctx: joined === undefined ? a.ctx : a.ctx.withVariables(joined), metadata };
+  return { status: 'ok', output, ctx: Object.keys(joined).length === 0 ? a.ctx : a.ctx.withVariables(joined), metadata };
 }
 
 function branchFailure(message: string, cause: StepError | undefined): StepError {

@@ -29,6 +29,14 @@ export class Cancellation {
     return this.#controller.signal;
   }
 
+  /**
+   * The minimal signal Piscina accepts (`aborted`, `reason`, add/removeEventListener), made of this
+   * cancellation's listener list: a real AbortSignal per pool task cost about 9 µs of main-thread time.
+   */
+  eventTarget(): CancellationEventTarget {
+    return new CancellationEventTarget(this);
+  }
+
   abort(reason: StepError): void {
     if (this.#reason !== undefined) return;
     this.#reason = reason;
@@ -77,6 +85,38 @@ export class Cancellation {
       cancellation.unlink = () => signal.removeEventListener('abort', onAbort);
     }
     return cancellation;
+  }
+}
+
+export class CancellationEventTarget {
+  readonly #cancellation: Cancellation;
+  #listener: (() => void) | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(cancellation: Cancellation) {
+    this.#cancellation = cancellation;
+  }
+
+  get aborted(): boolean {
+    return this.#cancellation.aborted;
+  }
+
+  get reason(): StepError | undefined {
+    return this.#cancellation.reason;
+  }
+
+  // Piscina adds exactly one listener per task; a second one replaces it.
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#unsubscribe?.();
+    this.#listener = listener;
+    this.#unsubscribe = this.#cancellation.onAbort(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (listener !== this.#listener) return;
+    this.#unsubscribe?.();
+    this.#listener = undefined;
+    this.#unsubscribe = undefined;
   }
 }
 

@@ -30,7 +30,8 @@ export interface PoolOptions {
 
 export interface PoolStats {
   readonly threads: number;
-  readonly queueSize: number;
+  /** Tasks running or waiting for a thread. */
+  readonly inFlight: number;
   readonly completed: number;
   readonly utilization: number;
 }
@@ -41,19 +42,29 @@ const workerUrl = new URL(`../../workers/tool-worker${workerExtension}`, import.
 /** Runs module tools on a Piscina pool. Aborting an invocation's signal terminates its thread. */
 export class PoolToolExecutor {
   readonly #pool: Piscina<ToolTask, ToolOutcome>;
+  /** Tasks handed to Piscina and not settled: running plus queued. */
+  #inFlight = 0;
+  readonly #capacity: number;
+  readonly #maxQueue: number;
   #closed = false;
 
   constructor(options: PoolOptions = {}, onPoolError: (err: Error) => void = () => {}) {
     const maxThreads = options.maxThreads ?? availableParallelism();
     const minThreads = Math.min(options.minThreads ?? maxThreads, maxThreads);
+    this.#maxQueue = options.maxQueue ?? Limits.defaultPoolMaxQueue;
+    this.#capacity = maxThreads + this.#maxQueue;
     this.#pool = new Piscina<ToolTask, ToolOutcome>({
       filename: workerUrl.href,
       minThreads,
       maxThreads,
-      maxQueue: options.maxQueue ?? Limits.defaultPoolMaxQueue,
+      // Piscina does not count abortable tasks against maxQueue, so the bound is kept here (#capacity).
+      maxQueue: this.#maxQueue,
       idleTimeout: options.idleTimeoutMs ?? 30_000,
       // Abortable tasks never share a thread; one task per thread keeps termination precise.
       concurrentTasksPerWorker: 1,
+      // 'sync' parks idle threads in Atomics.wait, so a tool's leftover timers (even a late
+      // process.exit) would run during the next, unrelated task and be blamed on it.
+      atomics: 'disabled',
       resourceLimits: { maxOldGenerationSizeMb: 1024, ...options.resourceLimits },
       execArgv: [...(options.execArgv ?? (workerExtension === '.ts' ? ['--import', 'tsx', '--conditions=jaf-source'] : []))],
     });
@@ -77,11 +88,17 @@ export class PoolToolExecutor {
       userContext: invocation.userContext,
       maxOutputBytes: invocation.maxOutputBytes,
     };
+    if (this.#inFlight >= this.#capacity) {
+      return { kind: 'error', error: stepError(ErrorCode.POOL_QUEUE_FULL, `tool ${tool.name}: the pool's queue is full (${this.#maxQueue} tasks waiting)`) };
+    }
     let outcome: ToolOutcome;
+    this.#inFlight += 1;
     try {
-      outcome = await this.#pool.run(task, { signal: cancellation.signal });
+      outcome = await this.#pool.run(task, { signal: cancellation.eventTarget() });
     } catch (err) {
       return { kind: 'error', error: cancellation.aborted ? cancellationError(cancellation) : poolFailure(tool.name, err) };
+    } finally {
+      this.#inFlight -= 1;
     }
     if (outcome.kind === 'error') return outcome;
     return { kind: 'ok', output: decodeOutput(outcome.outputJson), outputJson: outcome.outputJson };
@@ -89,7 +106,7 @@ export class PoolToolExecutor {
 
   stats(): PoolStats {
     const pool = this.#pool;
-    return { threads: pool.threads.length, queueSize: pool.queueSize, completed: pool.completed, utilization: pool.utilization };
+    return { threads: pool.threads.length, inFlight: this.#inFlight, completed: pool.completed, utilization: pool.utilization };
   }
 
   get threadCount(): number {

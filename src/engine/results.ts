@@ -12,7 +12,7 @@ export class StepResult {
   readonly output: unknown;
   readonly error: StepError | undefined;
   readonly executionTimeMs: number;
-  /** Attempts made for this path, across retries of its parents. 0 when skipped. */
+  /** Attempts made for this path, across retries of its parents. 0 when skipped by its own conditions. */
   readonly attempts: number;
   readonly metadata: Readonly<Record<string, unknown>>;
   /** Results of nested steps (branches, iterations, the chosen branch), in start order. */
