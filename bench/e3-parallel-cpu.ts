@@ -5,8 +5,7 @@
  * (other load on the 2 cores) from the engine's.
  */
 import { Piscina } from 'piscina';
-import { ParallelStep, siblingModule, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type Workflow } from '../src/index.ts';
-import { builtinTools } from '../src/tools/builtin.ts';
+import { builtinTools, ParallelStep, siblingModule, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type Workflow } from '../src/index.ts';
 import { expectCompleted, silentLogger, timeMs, type Progress } from './common.ts';
 import { verdictOf, type FigureResult, type Target } from './report.ts';
 import { pairedRatios, summarize } from './stats.ts';

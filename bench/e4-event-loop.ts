@@ -5,8 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine } from '../src/index.ts';
-import { builtinTools } from '../src/tools/builtin.ts';
+import { builtinTools, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine } from '../src/index.ts';
 import { expectCompleted, silentLogger, type Progress } from './common.ts';
 import { verdictOf, type FigureResult, type Target } from './report.ts';
 import { pairedRatios, summarize } from './stats.ts';

@@ -25,6 +25,7 @@ export { StepResult, WorkflowResult } from './engine/results.ts';
 export type { RunEvent, RunStatus, StepStatus, StepResultData } from './engine/events.ts';
 export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-executor.ts';
 export { RecordingClock, systemClock, type Clock } from './engine/clock.ts';
+export { builtinTools } from './tools/builtin.ts';
 export { Tool, siblingModule, type ToolContext, type ToolSpec, type InlineToolSpec, type ModuleToolSpec, type JsonSchema } from './tools/tool.ts';
 export { Agent, type AgentSpec, type AgentState } from './agents/agent.ts';
 export {

@@ -4,14 +4,15 @@
  * thread from the pool side, so a tool here sees a signal that never aborts.
  */
 import { createRequire } from 'node:module';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { encodeOutput, type ToolContext, type ToolOutcome, type ToolTask } from '../src/engine/worker-protocol.ts';
+import { encodeOutput, idempotencyKey, type ToolContext, type ToolOutcome, type ToolTask } from '../src/engine/worker-protocol.ts';
 import { ErrorCode, stepError, toStepError } from '../src/errors.ts';
 
 type ToolFunction = (args: unknown, ctx: ToolContext) => unknown;
 
 const loaded = new Map<string, Promise<ToolFunction>>();
+/** Tools whose module has loaded: the hot path skips a promise per task. */
+const ready = new Map<string, ToolFunction>();
 const neverAborted = new AbortController().signal;
 
 function loadTool(moduleUrl: string): Promise<ToolFunction> {
@@ -25,7 +26,10 @@ function loadTool(moduleUrl: string): Promise<ToolFunction> {
       throw new TypeError(`default export is ${exported === undefined ? 'missing' : typeof exported}; expected a function or an object with execute()`);
     });
     // A module that failed to load is not cached: the next task retries the import.
-    tool.catch(() => loaded.delete(moduleUrl));
+    tool.then(
+      (fn) => ready.set(moduleUrl, fn),
+      () => loaded.delete(moduleUrl),
+    );
     loaded.set(moduleUrl, tool);
   }
   return tool;
@@ -45,27 +49,32 @@ async function importModule(moduleUrl: string): Promise<{ default?: unknown }> {
 }
 
 export default async function runTool(task: ToolTask): Promise<ToolOutcome> {
-  const started = performance.now();
-  const runMs = () => performance.now() - started;
-  let tool: ToolFunction;
-  try {
-    tool = await loadTool(task.moduleUrl);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    return { kind: 'error', error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`), runMs: runMs() };
+  let tool = ready.get(task.moduleUrl);
+  if (tool === undefined) {
+    try {
+      tool = await loadTool(task.moduleUrl);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+    }
   }
   try {
-    const output = await tool(task.args, {
-      idempotencyKey: task.idempotencyKey,
+    const produced = tool(task.args, {
+      idempotencyKey: idempotencyKey(task.runId, task.stepPath),
       attempt: task.attempt,
       signal: neverAborted,
       runId: task.runId,
       stepPath: task.stepPath,
       userContext: task.userContext,
     });
+    const output = isPromiseLike(produced) ? await produced : produced;
     const encoded = encodeOutput(output, task.maxOutputBytes);
-    return encoded.ok ? { kind: 'ok', outputJson: encoded.json, runMs: runMs() } : { kind: 'error', error: encoded.error, runMs: runMs() };
+    return encoded.ok ? encoded.json : { error: encoded.error };
   } catch (err) {
-    return { kind: 'error', error: toStepError(err), runMs: runMs() };
+    return { error: toStepError(err) };
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

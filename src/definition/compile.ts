@@ -20,41 +20,85 @@ export interface CompiledWorkflow extends WorkflowDefinition {
   readonly stepCount: number;
 }
 
-export function compileWorkflow(source: WorkflowSource, registry: Registry): CompiledWorkflow {
-  const issues: DefinitionIssue[] = [];
-  const walker = new Walker(registry, issues);
-  const steps: StepDefinition[] = [];
-  if (source.steps.length === 0) issues.push({ path: source.id, code: 'EMPTY_WORKFLOW', message: 'workflow has no steps' });
-  for (const step of source.steps) {
-    const def = walker.compile(step, undefined);
-    if (def !== undefined) steps.push(def);
-  }
-  const topLevelIds = new Set(steps.map((s) => s.id));
-  for (const stepId of source.errorHandlers.keys()) {
-    if (!topLevelIds.has(stepId)) {
-      issues.push({ path: stepId, code: 'UNKNOWN_STEP', message: `an error handler is registered for ${stepId}, which is not a top-level step of ${source.id}` });
+interface CompiledSteps {
+  readonly registry: Registry;
+  /** The definitions the steps gave (cached by each step until it changes). */
+  readonly given: readonly StepDefinition[];
+  readonly steps: readonly StepDefinition[];
+  readonly topLevelIds: ReadonlySet<string>;
+  readonly stepCount: number;
+}
+
+/**
+ * Compiles workflows, remembering the last result per workflow: when its steps hand back the same
+ * definitions and the registry is the same, resolution and validation are not done again.
+ */
+export class WorkflowCompiler {
+  readonly #cache = new WeakMap<WorkflowSource, CompiledSteps>();
+
+  compile(source: WorkflowSource, registry: Registry): CompiledWorkflow {
+    const issues: DefinitionIssue[] = [];
+    if (source.steps.length === 0) issues.push({ path: source.id, code: 'EMPTY_WORKFLOW', message: 'workflow has no steps' });
+    const given: StepDefinition[] = [];
+    for (const step of source.steps) {
+      const def = definitionOf(step, undefined, issues);
+      if (def !== undefined) given.push(def);
     }
+    let compiled = this.#cache.get(source);
+    if (compiled === undefined || compiled.registry !== registry || !sameItems(compiled.given, given) || issues.length > 0) {
+      const walker = new Walker(registry, issues);
+      const steps = Object.freeze(given.map((def) => walker.check(def, undefined, 1)));
+      compiled = { registry, given, steps, topLevelIds: new Set(steps.map((s) => s.id)), stepCount: walker.count };
+      if (issues.length === 0) this.#cache.set(source, compiled);
+    }
+    for (const stepId of source.errorHandlers.keys()) {
+      if (!compiled.topLevelIds.has(stepId)) {
+        issues.push({ path: stepId, code: 'UNKNOWN_STEP', message: `an error handler is registered for ${stepId}, which is not a top-level step of ${source.id}` });
+      }
+    }
+    if (issues.length > 0) throw new WorkflowDefinitionError(issues);
+    return {
+      id: source.id,
+      name: source.name,
+      description: source.description,
+      steps: compiled.steps,
+      errorHandlers: new Map(source.errorHandlers),
+      globalErrorHandler: source.globalErrorHandler,
+      stepCount: compiled.stepCount,
+    };
   }
-  if (issues.length > 0) throw new WorkflowDefinitionError(issues);
-  return Object.freeze({
-    id: source.id,
-    name: source.name,
-    description: source.description,
-    steps: Object.freeze(steps),
-    errorHandlers: new Map(source.errorHandlers),
-    globalErrorHandler: source.globalErrorHandler,
-    stepCount: walker.count,
-  });
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A step's definition, or undefined with its problems added to `issues`. */
+function definitionOf(step: StepLike, parentPath: string | undefined, issues: DefinitionIssue[]): StepDefinition | undefined {
+  try {
+    if (typeof step?.toDefinition !== 'function') {
+      throw new WorkflowDefinitionError([{ path: joinPath(parentPath, String(step?.id)), code: 'NOT_A_STEP', message: 'expected a step (ToolStep, AgentStep, ConditionalStep, ParallelStep, LoopStep)' }]);
+    }
+    return step.toDefinition();
+  } catch (err) {
+    if (err instanceof WorkflowDefinitionError) {
+      issues.push(...err.issues.map((i) => ({ ...i, path: joinPath(parentPath, i.path) })));
+      return undefined;
+    }
+    throw err;
+  }
 }
 
 /**
  * Compiles a replacement step returned by an error handler while a run is live. Its ids must not
  * clash with the workflow's (paths stay unique).
  */
-export function compileReplacement(step: StepLike, registry: Registry, takenIds: ReadonlySet<string>, parentPath: string): StepDefinition {
+export function compileReplacement(step: StepLike, registry: Registry, parentPath: string): StepDefinition {
   const issues: DefinitionIssue[] = [];
-  const walker = new Walker(registry, issues, takenIds);
-  const def = walker.compile(step, parentPath);
+  const given = definitionOf(step, parentPath, issues);
+  const def = given === undefined ? undefined : new Walker(registry, issues).check(given, parentPath, 1);
   if (def === undefined || issues.length > 0) throw new WorkflowDefinitionError(issues);
   return def;
 }
@@ -96,29 +140,12 @@ class Walker {
   constructor(
     private readonly registry: Registry,
     private readonly issues: DefinitionIssue[],
-    taken: ReadonlySet<string> = new Set(),
   ) {
-    this.#seen = new Set(taken);
+    this.#seen = new Set();
   }
 
-  compile(step: StepLike, parentPath: string | undefined): StepDefinition | undefined {
-    let def: StepDefinition;
-    try {
-      if (typeof step?.toDefinition !== 'function') {
-        throw new WorkflowDefinitionError([{ path: joinPath(parentPath, String(step?.id)), code: 'NOT_A_STEP', message: 'expected a step (ToolStep, AgentStep, ConditionalStep, ParallelStep, LoopStep)' }]);
-      }
-      def = step.toDefinition();
-    } catch (err) {
-      if (err instanceof WorkflowDefinitionError) {
-        this.issues.push(...err.issues.map((i) => ({ ...i, path: joinPath(parentPath, i.path) })));
-        return undefined;
-      }
-      throw err;
-    }
-    return this.check(def, parentPath, 1);
-  }
-
-  private check(def: StepDefinition, parentPath: string | undefined, depth: number): StepDefinition {
+  /** Checks a definition tree and returns it with tool and agent names resolved. */
+  check(def: StepDefinition, parentPath: string | undefined, depth: number): StepDefinition {
     const path = joinPath(parentPath, def.id);
     this.count += 1;
     if (this.count === Limits.maxStepsPerWorkflow + 1) {

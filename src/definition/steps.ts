@@ -38,6 +38,7 @@ export abstract class WorkflowStep implements StepLike {
   protected retry: RetryPolicy = noRetry;
   protected timeoutMs: number | undefined;
   protected outputKey: string | undefined;
+  #cached: { readonly definition: StepDefinition; readonly children: readonly (StepDefinition | undefined)[] } | undefined;
 
   constructor(id: string) {
     if (typeof id !== 'string' || id === '') throw new TypeError(`${new.target.name}: step id must be a non-empty string`);
@@ -50,7 +51,7 @@ export abstract class WorkflowStep implements StepLike {
       throw this.optionError('timeout', `must be a number of seconds in (0, ${Limits.maxTimeoutSeconds}], got ${String(seconds)}`);
     }
     this.timeoutMs = Math.round(seconds * 1000);
-    return this;
+    return this.changed();
   }
 
   /** `withRetry(3)` and `withRetry({ maxRetries: 3 })` mean 3 retries after the first attempt; `{ maxAttempts: 3 }` means 3 in all. */
@@ -69,24 +70,48 @@ export abstract class WorkflowStep implements StepLike {
     const backoffCoefficient = spec.backoffCoefficient ?? noRetry.backoffCoefficient;
     if (!(backoffCoefficient >= 1 && backoffCoefficient <= 10)) throw this.optionError('retry.backoffCoefficient', 'must be in [1, 10]');
     this.retry = Object.freeze({ maxAttempts, initialDelayMs, maxDelayMs: Math.max(maxDelayMs, initialDelayMs), backoffCoefficient });
-    return this;
+    return this.changed();
   }
 
   /** The step runs only if every condition holds; otherwise it is skipped (never retried). */
   addCondition(condition: Condition): this {
     if (typeof condition !== 'function') throw this.optionError('condition', 'must be a function (ctx) => boolean');
     this.conditions.push(condition);
-    return this;
+    return this.changed();
   }
 
   /** Store the whole output under one variable instead of merging a plain-object output into the variables. */
   withOutputKey(name: string): this {
     if (typeof name !== 'string' || name === '') throw this.optionError('outputKey', 'must be a non-empty string');
     this.outputKey = name;
-    return this;
+    return this.changed();
   }
 
-  abstract toDefinition(): StepDefinition;
+  /**
+   * The step as a frozen definition. Cached until the step or one of its children changes, so running
+   * an unchanged workflow again compiles nothing.
+   */
+  toDefinition(): StepDefinition {
+    const children = this.childDefinitions();
+    const cached = this.#cached;
+    if (cached !== undefined && sameItems(cached.children, children)) return cached.definition;
+    const definition = this.build(children);
+    this.#cached = { definition, children };
+    return definition;
+  }
+
+  protected abstract build(children: readonly (StepDefinition | undefined)[]): StepDefinition;
+
+  /** The current definitions of the nested steps, in a fixed order (`build` receives them). */
+  protected childDefinitions(): readonly (StepDefinition | undefined)[] {
+    return noChildren;
+  }
+
+  /** Every fluent setter ends here: the cached definition is stale. */
+  protected changed(): this {
+    this.#cached = undefined;
+    return this;
+  }
 
   protected base() {
     return {
@@ -105,6 +130,14 @@ export abstract class WorkflowStep implements StepLike {
   protected missing(what: string): WorkflowDefinitionError {
     return new WorkflowDefinitionError([{ path: this.id, code: 'MISSING_FIELD', message: `${this.constructor.name} needs ${what}` }]);
   }
+}
+
+const noChildren: readonly StepDefinition[] = Object.freeze([]);
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function seconds(step: WorkflowStep, name: string, value: number | undefined, fallbackMs: number): number {
@@ -133,17 +166,17 @@ export class ToolStep extends WorkflowStep {
 
   withArgs(args: unknown): this {
     this.#args = sourceOf(args);
-    return this;
+    return this.changed();
   }
 
   /** Computes the arguments from the context when the step runs. */
   withParamsFunction(fn: (ctx: WorkflowContext) => Awaitable<unknown>): this {
     if (typeof fn !== 'function') throw this.optionError('paramsFunction', 'must be a function (ctx) => args');
     this.#args = { kind: 'function', fn };
-    return this;
+    return this.changed();
   }
 
-  toDefinition(): StepDefinition {
+  protected build(): StepDefinition {
     return Object.freeze({ kind: 'tool', ...this.base(), tool: this.#tool, args: this.#args });
   }
 }
@@ -164,23 +197,23 @@ export class AgentStep extends WorkflowStep {
   withInput(message: string): this {
     if (typeof message !== 'string') throw this.optionError('input', 'must be a string');
     this.#input = { kind: 'static', value: message };
-    return this;
+    return this.changed();
   }
 
   withInputFunction(fn: (ctx: WorkflowContext) => Awaitable<string>): this {
     if (typeof fn !== 'function') throw this.optionError('inputFunction', 'must be a function (ctx) => string');
     this.#input = { kind: 'function', fn };
-    return this;
+    return this.changed();
   }
 
   /** What the agent's instructions and tools receive as context (default: the run's userContext). */
   withContextFunction(fn: (ctx: WorkflowContext) => Awaitable<unknown>): this {
     if (typeof fn !== 'function') throw this.optionError('contextFunction', 'must be a function (ctx) => object');
     this.#context = { kind: 'function', fn };
-    return this;
+    return this.changed();
   }
 
-  toDefinition(): StepDefinition {
+  protected build(): StepDefinition {
     return Object.freeze({ kind: 'agent', ...this.base(), agent: this.#agent, input: this.#input, context: this.#context });
   }
 }
@@ -202,29 +235,27 @@ export class ConditionalStep extends WorkflowStep {
   condition(fn: Condition): this {
     if (typeof fn !== 'function') throw this.optionError('condition', 'must be a function (ctx) => boolean');
     this.#predicate = fn;
-    return this;
+    return this.changed();
   }
 
   ifTrue(step: StepLike): this {
     this.#ifTrue = step;
-    return this;
+    return this.changed();
   }
 
   ifFalse(step: StepLike): this {
     this.#ifFalse = step;
-    return this;
+    return this.changed();
   }
 
-  toDefinition(): StepDefinition {
+  protected override childDefinitions(): readonly (StepDefinition | undefined)[] {
+    return [this.#ifTrue?.toDefinition(), this.#ifFalse?.toDefinition()];
+  }
+
+  protected build([ifTrue, ifFalse]: readonly (StepDefinition | undefined)[]): StepDefinition {
     if (this.#predicate === undefined) throw this.missing('a condition: .condition(ctx => boolean)');
-    if (this.#ifTrue === undefined && this.#ifFalse === undefined) throw this.missing('a step: .ifTrue(step) or .ifFalse(step)');
-    return Object.freeze({
-      kind: 'conditional',
-      ...this.base(),
-      predicate: this.#predicate,
-      ifTrue: this.#ifTrue?.toDefinition(),
-      ifFalse: this.#ifFalse?.toDefinition(),
-    });
+    if (ifTrue === undefined && ifFalse === undefined) throw this.missing('a step: .ifTrue(step) or .ifFalse(step)');
+    return Object.freeze({ kind: 'conditional', ...this.base(), predicate: this.#predicate, ifTrue, ifFalse });
   }
 }
 
@@ -244,13 +275,13 @@ export class ParallelStep extends WorkflowStep {
 
   addBranch(step: StepLike): this {
     this.#branches.push(step);
-    return this;
+    return this.changed();
   }
 
   /** false: the first branch to succeed wins and the others are cancelled. */
   withWaitForAll(waitForAll: boolean): this {
     this.#waitForAll = waitForAll;
-    return this;
+    return this.changed();
   }
 
   withFailurePolicy(policy: FailurePolicy): this {
@@ -258,24 +289,28 @@ export class ParallelStep extends WorkflowStep {
       throw this.optionError('failurePolicy', `must be 'fail_fast' or 'continue_on_partial_failure', got ${JSON.stringify(policy)}`);
     }
     this.#failurePolicy = policy;
-    return this;
+    return this.changed();
   }
 
   withMinimumSuccessCount(count: number): this {
     if (!Number.isInteger(count) || count < 0) throw this.optionError('minimumSuccessCount', `must be a non-negative integer, got ${String(count)}`);
     this.#minimumSuccessCount = count;
-    return this;
+    return this.changed();
   }
 
-  toDefinition(): StepDefinition {
-    if (this.#branches.length === 0) throw this.missing('at least one branch: .addBranch(step)');
-    if (this.#minimumSuccessCount !== undefined && this.#minimumSuccessCount > this.#branches.length) {
-      throw this.optionError('minimumSuccessCount', `is ${this.#minimumSuccessCount} but the step has ${this.#branches.length} branches`);
+  protected override childDefinitions(): readonly StepDefinition[] {
+    return this.#branches.map((b) => b.toDefinition());
+  }
+
+  protected build(branches: readonly (StepDefinition | undefined)[]): StepDefinition {
+    if (branches.length === 0) throw this.missing('at least one branch: .addBranch(step)');
+    if (this.#minimumSuccessCount !== undefined && this.#minimumSuccessCount > branches.length) {
+      throw this.optionError('minimumSuccessCount', `is ${this.#minimumSuccessCount} but the step has ${branches.length} branches`);
     }
     return Object.freeze({
       kind: 'parallel',
       ...this.base(),
-      branches: Object.freeze(this.#branches.map((b) => b.toDefinition())),
+      branches: Object.freeze(branches as StepDefinition[]),
       waitForAll: this.#waitForAll,
       failurePolicy: this.#failurePolicy,
       minimumSuccessCount: this.#minimumSuccessCount,
@@ -299,26 +334,30 @@ export class LoopStep extends WorkflowStep {
 
   withBody(step: StepLike): this {
     this.#body = step;
-    return this;
+    return this.changed();
   }
 
   withCondition(fn: LoopCondition): this {
     if (typeof fn !== 'function') throw this.optionError('condition', 'must be a function (ctx, iteration) => boolean');
     this.#condition = fn;
-    return this;
+    return this.changed();
   }
 
   withMaxIterations(count: number): this {
     this.#maxIterations = this.checkIterations(count);
-    return this;
+    return this.changed();
   }
 
-  toDefinition(): StepDefinition {
-    if (this.#body === undefined) throw this.missing('a body step: new LoopStep(id, step, condition)');
+  protected override childDefinitions(): readonly (StepDefinition | undefined)[] {
+    return [this.#body?.toDefinition()];
+  }
+
+  protected build([body]: readonly (StepDefinition | undefined)[]): StepDefinition {
+    if (body === undefined) throw this.missing('a body step: new LoopStep(id, step, condition)');
     return Object.freeze({
       kind: 'loop',
       ...this.base(),
-      body: this.#body.toDefinition(),
+      body,
       condition: this.#condition,
       maxIterations: this.#maxIterations,
     });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import { WorkflowContext } from '../context.ts';
-import { compileWorkflow, type Registry } from '../definition/compile.ts';
+import { WorkflowCompiler, type Registry } from '../definition/compile.ts';
 import type { WorkflowSource } from '../definition/workflow.ts';
 import { Limits } from '../limits.ts';
 import { WorkflowLogger } from '../observability/workflow-logger.ts';
@@ -57,6 +57,7 @@ export class WorkflowEngine {
   readonly #registry: Registry;
   readonly #logger: WorkflowLogger;
   readonly #executor: ToolExecutor;
+  readonly #compiler = new WorkflowCompiler();
   #pool: PoolToolExecutor | undefined;
   #closed = false;
 
@@ -125,7 +126,7 @@ export class WorkflowEngine {
     if (!(ctx instanceof WorkflowContext)) throw new TypeError('execute: ctx must be a WorkflowContext');
     if (this.#closed) throw new Error('WorkflowEngine is closed');
     const registry = this.#registryFor(options);
-    const compiled = compileWorkflow(workflow, registry);
+    const compiled = this.#compiler.compile(workflow, registry);
     const defaults = this.#options;
     return new Run({
       runId: options.runId ?? randomUUID(),

@@ -1,7 +1,7 @@
 import { ErrorCode, isStepError, stepError, toStepError, type StepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
 import { cancellationError, type Cancellation } from './cancellation.ts';
-import { encodeOutput, type ToolContext } from './worker-protocol.ts';
+import { encodeOutput, idempotencyKey, type ToolContext } from './worker-protocol.ts';
 
 /** One call of one tool, as the engine asks for it. */
 export interface ToolInvocation {
@@ -24,10 +24,6 @@ export type InvocationOutcome =
 export interface ToolExecutor {
   run(invocation: ToolInvocation): Promise<InvocationOutcome>;
   close(): Promise<void>;
-}
-
-export function idempotencyKey(runId: string, stepPath: string): string {
-  return `${runId}:${stepPath}`;
 }
 
 /** The error a step reports when its signal fired: the StepError the aborter gave, else CANCELLED. */

@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import { ErrorCode, stepError, type StepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { cancellationError } from './cancellation.ts';
-import { idempotencyKey, type InvocationOutcome, type ToolInvocation } from './executor.ts';
+import type { InvocationOutcome, ToolInvocation } from './executor.ts';
 import { decodeOutput, type ToolOutcome, type ToolTask } from './worker-protocol.ts';
 
 export interface PoolResourceLimits {
@@ -64,7 +64,7 @@ export class PoolToolExecutor {
       concurrentTasksPerWorker: 1,
       // 'sync' parks idle threads in Atomics.wait, so a tool's leftover timers (even a late
       // process.exit) would run during the next, unrelated task and be blamed on it.
-      atomics: 'disabled',
+      atomics: 'async',
       resourceLimits: { maxOldGenerationSizeMb: 1024, ...options.resourceLimits },
       execArgv: [...(options.execArgv ?? (workerExtension === '.ts' ? ['--import', 'tsx', '--conditions=jaf-source'] : []))],
     });
@@ -84,7 +84,6 @@ export class PoolToolExecutor {
       runId: invocation.runId,
       stepPath: invocation.stepPath,
       attempt: invocation.attempt,
-      idempotencyKey: idempotencyKey(invocation.runId, invocation.stepPath),
       userContext: invocation.userContext,
       maxOutputBytes: invocation.maxOutputBytes,
     };
@@ -100,8 +99,8 @@ export class PoolToolExecutor {
     } finally {
       this.#inFlight -= 1;
     }
-    if (outcome.kind === 'error') return outcome;
-    return { kind: 'ok', output: decodeOutput(outcome.outputJson), outputJson: outcome.outputJson };
+    if (typeof outcome === 'object') return { kind: 'error', error: outcome.error };
+    return { kind: 'ok', output: decodeOutput(outcome), outputJson: outcome };
   }
 
   stats(): PoolStats {

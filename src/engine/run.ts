@@ -167,7 +167,7 @@ export class Run implements AttemptEnv {
     try {
       const replacement = await handler(this.projection.stepResult(failed.path), ctx);
       if (replacement === null || replacement === undefined) return failure(failed.error!, failed.path);
-      replacementDef = compileReplacement(replacement, this.#deps.registry, new Set(), `${failed.path}:recover`);
+      replacementDef = compileReplacement(replacement, this.#deps.registry, `${failed.path}:recover`);
     } catch (err) {
       const error =
         err instanceof WorkflowDefinitionError

@@ -25,14 +25,19 @@ export interface ToolTask {
   readonly runId: string;
   readonly stepPath: string;
   readonly attempt: number;
-  readonly idempotencyKey: string;
   readonly userContext: unknown;
   readonly maxOutputBytes: number;
 }
 
-export type ToolOutcome =
-  | { readonly kind: 'ok'; readonly outputJson: string | undefined; readonly runMs: number }
-  | { readonly kind: 'error'; readonly error: StepError; readonly runMs: number };
+/**
+ * Kept small because it is cloned across threads once per step: the output as JSON (undefined for no
+ * output) on success, `{ error }` on failure.
+ */
+export type ToolOutcome = string | undefined | { readonly error: StepError };
+
+export function idempotencyKey(runId: string, stepPath: string): string {
+  return `${runId}:${stepPath}`;
+}
 
 export type EncodedOutput =
   | { readonly ok: true; readonly output: unknown; readonly json: string | undefined }

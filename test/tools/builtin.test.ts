@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type WorkflowResult } from 'jaf-workflows';
-import { builtinTools } from '../../src/tools/builtin.ts';
+import { builtinTools, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type WorkflowResult } from 'jaf-workflows';
 import { quietLogger } from '../helpers/logging.ts';
 
 /** Runs `body` against an engine with the built-ins on a real 2-thread pool, always closing it. */

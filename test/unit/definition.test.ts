@@ -157,3 +157,27 @@ describe('WorkflowContext', () => {
     expect(() => new WorkflowContext({ workflowId: '' })).toThrow(/workflowId/);
   });
 });
+
+describe('compiled definitions are reused until a step changes', () => {
+  it('sees a change to a nested step made between runs', async () => {
+    const echo = new Tool({ name: 'echo_args', execute: (args: Record<string, unknown>) => args });
+    const inner = new ToolStep('inner', echo, { v: 1 });
+    const wf = new WorkflowBuilder('mutable').addStep(new ParallelStep('par').addBranch(inner)).build();
+    const engine = new WorkflowEngine({ logger: quietLogger() });
+    expect((await engine.executeWorkflow(wf, ctx())).context.get('v')).toBe(1);
+    expect((await engine.executeWorkflow(wf, ctx())).context.get('v')).toBe(1);
+    inner.withArgs({ v: 2 });
+    expect((await engine.executeWorkflow(wf, ctx())).context.get('v')).toBe(2);
+    inner.addCondition(() => false);
+    const skipped = await engine.executeWorkflow(wf, ctx());
+    expect(skipped.steps[0]!.children[0]!.status).toBe('skipped');
+  });
+
+  it('checks error handlers added after a cached compile', async () => {
+    const wf = new Workflow('w').addStep(new ToolStep('a', noop));
+    const engine = new WorkflowEngine({ tools: [noop], logger: quietLogger() });
+    expect((await engine.executeWorkflow(wf, ctx())).status).toBe('completed');
+    wf.addErrorHandler('ghost', () => null);
+    expect(await definitionIssues(wf, engine)).toEqual([expect.objectContaining({ path: 'ghost', code: 'UNKNOWN_STEP' })]);
+  });
+});
