@@ -79,9 +79,14 @@ export function isLeaf(kind: StepKind): boolean {
 }
 
 async function runToolAttempt(a: Attempt<'tool'>): Promise<AttemptOutcome> {
-  const args = await evaluate(a.def.args, a.ctx, 'params function', a.path, {});
-  if (!args.ok) return { status: 'error', error: args.error };
-  const outcome = await invokeTool(a, a.def.tool as Tool, args.value, a.path);
+  const source = a.def.args;
+  let args: unknown = source.kind === 'static' ? source.value : {};
+  if (source.kind === 'function') {
+    const evaluated = await callUser(() => source.fn(a.ctx), 'params function', a.path);
+    if (!evaluated.ok) return { status: 'error', error: evaluated.error };
+    args = evaluated.value;
+  }
+  const outcome = await invokeTool(a, a.def.tool as Tool, args, a.path);
   return outcome.kind === 'ok' ? { status: 'ok', output: outcome.output, ctx: a.ctx } : { status: 'error', error: outcome.error };
 }
 

@@ -135,8 +135,10 @@ export class RunProjection {
   stepResult(path: string): StepResult {
     const record = this.#steps.get(path);
     if (record?.result === undefined) throw new InvariantViolation(`no result recorded for step ${path}`);
-    const childPaths = this.#children.get(path) ?? [];
-    const children = childPaths.filter((p) => this.#steps.get(p)?.result !== undefined).map((p) => this.stepResult(p));
+    const childPaths = this.#children.get(path);
+    if (childPaths === undefined) return new StepResult(record.result);
+    const children: StepResult[] = [];
+    for (const child of childPaths) if (this.#steps.get(child)?.result !== undefined) children.push(this.stepResult(child));
     return new StepResult(record.result, children);
   }
 

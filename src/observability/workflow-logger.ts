@@ -57,6 +57,19 @@ export class WorkflowLogger {
     this.#runs.delete(result.runId);
   }
 
+  /**
+   * Whether step starts and successful completions can produce anything: true when a subclass overrides
+   * `logStepStart` or `logStepComplete`, or debug is enabled. The engine skips building their arguments
+   * otherwise (failures are always passed on).
+   */
+  observesSteps(): boolean {
+    return (
+      this.logStepStart !== WorkflowLogger.prototype.logStepStart ||
+      this.logStepComplete !== WorkflowLogger.prototype.logStepComplete ||
+      this.log.isLevelEnabled('debug')
+    );
+  }
+
   logStepStart(stepName: string, _ctx: WorkflowContext, step: StepLogInfo): void {
     if (this.log.isLevelEnabled('debug')) this.stepLog(step).debug(`step ${stepName} started`);
   }
