@@ -3,18 +3,7 @@
  * Returns `inventory_available` (read by the workflow's `payment_processing`) and the per-SKU figures.
  */
 
-interface OrderItem {
-  readonly sku: string;
-  readonly quantity: number;
-}
-
-/** Units on hand per SKU (a fixed table: the example has no database). */
-const STOCK: Readonly<Record<string, number>> = {
-  'ITEM-001': 120,
-  'ITEM-002': 8,
-  'ITEM-003': 0,
-  'ITEM-004': 3,
-};
+import { STOCK, type OrderItem } from './warehouse.ts';
 
 export default function checkInventory(args: { readonly items: readonly OrderItem[] }) {
   const stock_check = args.items.map((item) => {

@@ -3,17 +3,7 @@
  * reports what remains per SKU. Fails if an item can no longer be reserved.
  */
 
-interface OrderItem {
-  readonly sku: string;
-  readonly quantity: number;
-}
-
-const STOCK: Readonly<Record<string, number>> = {
-  'ITEM-001': 120,
-  'ITEM-002': 8,
-  'ITEM-003': 0,
-  'ITEM-004': 3,
-};
+import { STOCK, type OrderItem } from './warehouse.ts';
 
 export default function updateInventory(args: { readonly items: readonly OrderItem[] }) {
   const inventory_reservations = args.items.map((item) => {
