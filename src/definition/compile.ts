@@ -6,7 +6,8 @@ import { Agent } from '../agents/agent.ts';
 import { WorkflowDefinitionError, type DefinitionIssue } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { Tool } from '../tools/tool.ts';
-import type { StepDefinition, StepLike, WorkflowDefinition } from './types.ts';
+import { fingerprint, type Fingerprint } from './fingerprint.ts';
+import { assertNever, type StepDefinition, type StepLike, type WorkflowDefinition } from './types.ts';
 import type { WorkflowSource } from './workflow.ts';
 
 export interface Registry {
@@ -18,6 +19,9 @@ export interface Registry {
 export interface CompiledWorkflow extends WorkflowDefinition {
   /** Steps in the definition, nested ones included. */
   readonly stepCount: number;
+  /** The version runs are pinned to: the content hash of `document`. */
+  readonly definitionHash: string;
+  readonly document: string;
 }
 
 interface CompiledSteps {
@@ -27,6 +31,9 @@ interface CompiledSteps {
   readonly steps: readonly StepDefinition[];
   readonly topLevelIds: ReadonlySet<string>;
   readonly stepCount: number;
+  /** The handlers the fingerprint was computed with, by identity. */
+  handlers: readonly unknown[];
+  fingerprint: Fingerprint | undefined;
 }
 
 /**
@@ -48,7 +55,7 @@ export class WorkflowCompiler {
     if (compiled === undefined || compiled.registry !== registry || !sameItems(compiled.given, given) || issues.length > 0) {
       const walker = new Walker(registry, issues);
       const steps = Object.freeze(given.map((def) => walker.check(def, undefined, 1)));
-      compiled = { registry, given, steps, topLevelIds: new Set(steps.map((s) => s.id)), stepCount: walker.count };
+      compiled = { registry, given, steps, topLevelIds: new Set(steps.map((s) => s.id)), stepCount: walker.count, handlers: [], fingerprint: undefined };
       if (issues.length === 0) this.#cache.set(source, compiled);
     }
     for (const stepId of source.errorHandlers.keys()) {
@@ -57,6 +64,11 @@ export class WorkflowCompiler {
       }
     }
     if (issues.length > 0) throw new WorkflowDefinitionError(issues);
+    const handlers = [source.globalErrorHandler, ...[...source.errorHandlers].flat()];
+    if (compiled.fingerprint === undefined || !sameItems(compiled.handlers, handlers)) {
+      compiled.fingerprint = fingerprint(source.id, compiled.steps, source.errorHandlers, source.globalErrorHandler);
+      compiled.handlers = handlers;
+    }
     return {
       id: source.id,
       name: source.name,
@@ -65,6 +77,8 @@ export class WorkflowCompiler {
       errorHandlers: new Map(source.errorHandlers),
       globalErrorHandler: source.globalErrorHandler,
       stepCount: compiled.stepCount,
+      definitionHash: compiled.fingerprint.hash,
+      document: compiled.fingerprint.document,
     };
   }
 }
@@ -127,10 +141,6 @@ export function childrenOf(def: StepDefinition): readonly StepDefinition[] {
     default:
       return assertNever(def);
   }
-}
-
-export function assertNever(value: never): never {
-  throw new Error(`unhandled variant: ${JSON.stringify(value)}`);
 }
 
 class Walker {

@@ -19,6 +19,11 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
 }
 
+/** For the default branch of an exhaustive switch: the compiler proves it unreachable. */
+export function assertNever(value: never): never {
+  throw new Error(`unhandled variant: ${JSON.stringify(value)}`);
+}
+
 export const noRetry: RetryPolicy = Object.freeze({ maxAttempts: 1, initialDelayMs: 1000, backoffCoefficient: 2, maxDelayMs: 30_000 });
 
 export type ValueSource<T> =

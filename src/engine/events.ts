@@ -30,13 +30,24 @@ interface EventBase {
   readonly at: number;
 }
 
+/** What a run started from: enough to rebuild its WorkflowContext on recovery. */
+export interface RunInput {
+  readonly workflowId: string;
+  readonly userContext: unknown;
+  readonly initialData: Readonly<Record<string, unknown>>;
+  readonly variables: Readonly<Record<string, unknown>>;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
 export interface RunStartedEvent extends EventBase {
   readonly type: 'run_started';
   readonly workflowId: string;
   readonly workflowName: string;
+  /** The definition version the run is pinned to. */
+  readonly definitionHash: string;
   /** Top-level steps in the definition. */
   readonly totalSteps: number;
-  readonly input: { readonly workflowId: string; readonly variables: unknown; readonly metadata: unknown };
+  readonly input: RunInput;
 }
 
 export interface StepStartedEvent extends EventBase {

@@ -72,8 +72,15 @@ export class Run implements AttemptEnv {
       type: 'run_started',
       workflowId: workflow.id,
       workflowName: workflow.name,
+      definitionHash: workflow.definitionHash,
       totalSteps: workflow.steps.length,
-      input: { workflowId: initial.workflowId, variables: initial.variables, metadata: initial.metadata },
+      input: {
+        workflowId: initial.workflowId,
+        userContext: initial.userContext,
+        initialData: initial.initialData,
+        variables: initial.variables,
+        metadata: initial.metadata,
+      },
     });
     logger.logWorkflowStart(workflow.id, initial, this.#runInfo());
     let ctx = initial;

@@ -19,7 +19,14 @@ function fold(events: NewRunEvent[]): RunProjection {
   return projection;
 }
 
-const started = { type: 'run_started', workflowId: 'w', workflowName: 'w', totalSteps: 2, input: { workflowId: 'c', variables: {}, metadata: {} } } as const;
+const started = {
+  type: 'run_started',
+  workflowId: 'w',
+  workflowName: 'w',
+  definitionHash: 'h',
+  totalSteps: 2,
+  input: { workflowId: 'c', userContext: undefined, initialData: {}, variables: {}, metadata: {} },
+} as const;
 
 describe('RunProjection', () => {
   it('folds a run into top-level results with nested children in start order', () => {

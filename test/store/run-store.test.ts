@@ -1,0 +1,157 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RunEvent, StepResultData } from 'jaf-workflows';
+import { MemoryRunStore } from '../../src/store/memory-store.ts';
+import { StoreError, type RunStore } from '../../src/store/run-store.ts';
+import { SqliteRunStore } from '../../src/store/sqlite-store.ts';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jaf-store-'));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const result = (path: string, status: StepResultData['status'] = 'completed'): StepResultData => ({
+  stepId: path,
+  path,
+  kind: 'tool',
+  status,
+  output: { path },
+  executionTimeMs: 1,
+  attempts: 1,
+});
+
+function started(runId: string, at = 1): RunEvent {
+  return {
+    type: 'run_started',
+    seq: 1,
+    runId,
+    at,
+    workflowId: 'wf',
+    workflowName: 'wf',
+    definitionHash: 'h1',
+    totalSteps: 1,
+    input: { workflowId: 'c', userContext: null, initialData: {}, variables: {}, metadata: {} },
+  };
+}
+const stepStarted = (runId: string, seq: number, path: string): RunEvent => ({ type: 'step_started', seq, runId, at: seq, path, parent: undefined, stepId: path, kind: 'tool', attempt: 1 });
+const stepDone = (runId: string, seq: number, path: string): RunEvent => ({ type: 'step_completed', seq, runId, at: seq, path, parent: undefined, result: result(path) });
+const runDone = (runId: string, seq: number, at = seq): RunEvent => ({ type: 'run_completed', seq, runId, at });
+
+const stores: [string, () => RunStore][] = [
+  ['memory', () => new MemoryRunStore()],
+  ['sqlite', () => SqliteRunStore.open({ path: join(tempDir(), 'runs.db') })],
+];
+
+describe.each(stores)('RunStore contract: %s', (_name, open) => {
+  it('stores events in seq order and reads them back after a seq', async () => {
+    const store = open();
+    await store.append([started('r1'), stepStarted('r1', 2, 'a')]);
+    await store.append([stepDone('r1', 3, 'a'), runDone('r1', 4)]);
+    expect((await store.readEvents('r1')).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect((await store.readEvents('r1', 2)).map((e) => e.type)).toEqual(['step_completed', 'run_completed']);
+    expect(await store.readEvents('r1', 2)).toEqual([stepDone('r1', 3, 'a'), runDone('r1', 4)]);
+    expect(await store.getRun('r1')).toMatchObject({ runId: 'r1', workflowId: 'wf', definitionHash: 'h1', status: 'completed', lastSeq: 4 });
+    await store.close();
+  });
+
+  it('refuses a gap in seq and a second final result for a step path', async () => {
+    const store = open();
+    await store.append([started('r2')]);
+    await expect(store.append([stepDone('r2', 3, 'a')])).rejects.toMatchObject({ code: 'STORE_CONFLICT' });
+    const other = open();
+    await other.append([started('r3'), stepDone('r3', 2, 'a')]);
+    await expect(other.append([stepDone('r3', 3, 'a')])).rejects.toBeInstanceOf(StoreError);
+    await store.close();
+    await other.close();
+  });
+
+  it('lists unfinished runs, pages runs newest first, and prunes finished ones', async () => {
+    const store = open();
+    await store.append([started('old', 10), runDone('old', 2, 20)]);
+    await store.append([started('live', 30)]);
+    await store.append([started('new', 40), runDone('new', 2, 50)]);
+    expect((await store.unfinishedRuns()).map((r) => r.runId)).toEqual(['live']);
+    const first = await store.listRuns({ limit: 2 });
+    expect(first.map((r) => r.runId)).toEqual(['new', 'live']);
+    expect((await store.listRuns({ limit: 2, before: first[1]! })).map((r) => r.runId)).toEqual(['old']);
+    expect((await store.listRuns({ limit: 5, status: 'completed' })).map((r) => r.runId)).toEqual(['new', 'old']);
+    expect(await store.pruneFinished(30)).toBe(1);
+    expect(await store.getRun('old')).toBeUndefined();
+    expect(await store.readEvents('old')).toEqual([]);
+    expect(await store.getRun('live')).toBeDefined();
+    await store.close();
+  });
+
+  it('keeps definitions by (workflow, hash), idempotently', async () => {
+    const store = open();
+    const def = { workflowId: 'wf', hash: 'h1', document: '{"v":1}', createdAt: 1 };
+    await store.putDefinition(def);
+    await store.putDefinition({ ...def, document: 'ignored', createdAt: 2 });
+    expect(await store.getDefinition('wf', 'h1')).toEqual(def);
+    expect(await store.getDefinition('wf', 'h2')).toBeUndefined();
+    await store.close();
+  });
+});
+
+describe('SqliteRunStore', () => {
+  it('commits appends made in one turn in one transaction, and survives a reopen', async () => {
+    const path = join(tempDir(), 'group.db');
+    const store = SqliteRunStore.open({ path });
+    const appends = [];
+    for (let i = 0; i < 50; i++) appends.push(store.append([started(`g${i}`), stepDone(`g${i}`, 2, 'a')]));
+    await Promise.all(appends);
+    await store.close();
+    const reopened = SqliteRunStore.open({ path });
+    expect((await reopened.unfinishedRuns()).length).toBe(50);
+    expect(await reopened.readEvents('g49')).toHaveLength(2);
+    await reopened.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM step_results').pluck().get()).toBe(50);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('fails to start on a file that is not a database, naming it', () => {
+    const path = join(tempDir(), 'corrupt.db');
+    writeFileSync(path, 'this is not a sqlite database, just text that is long enough to have a header'.repeat(100));
+    expect(() => SqliteRunStore.open({ path })).toThrow(expect.objectContaining({ code: 'STORE_OPEN_FAILED', message: expect.stringContaining(path) }));
+  });
+
+  it('fails to start while another store holds the file', async () => {
+    const path = join(tempDir(), 'locked.db');
+    const first = SqliteRunStore.open({ path });
+    expect(() => SqliteRunStore.open({ path, busyTimeoutMs: 50 })).toThrow(expect.objectContaining({ code: 'STORE_LOCKED', message: expect.stringContaining(path) }));
+    await first.close();
+    const second = SqliteRunStore.open({ path });
+    await second.close();
+  });
+
+  it('refuses a schema newer than it understands', () => {
+    const path = join(tempDir(), 'future.db');
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => SqliteRunStore.open({ path })).toThrow(expect.objectContaining({ code: 'STORE_SCHEMA_TOO_NEW' }));
+  });
+
+  it('when full, fails new work clearly and keeps what was committed', async () => {
+    const path = join(tempDir(), 'full.db');
+    const store = SqliteRunStore.open({ path, maxSizeBytes: 64 * 1024 });
+    await store.append([started('kept'), stepDone('kept', 2, 'a')]);
+    const big = (runId: string): RunEvent => ({ ...stepDone(runId, 2, 'x'), result: { ...result('x'), output: 'x'.repeat(200_000) } });
+    await store.append([started('too_big')]);
+    await expect(store.append([big('too_big')])).rejects.toMatchObject({ code: 'STORE_FULL', message: expect.stringContaining(path) });
+    await expect(store.append([stepDone('too_big', 2, 'y')])).rejects.toMatchObject({ code: 'STORE_RUN_BROKEN' });
+    await store.close();
+    const reopened = SqliteRunStore.open({ path });
+    expect(await reopened.readEvents('kept')).toHaveLength(2);
+    expect((await reopened.readEvents('too_big')).map((e) => e.type)).toEqual(['run_started']);
+    await reopened.close();
+  });
+});
