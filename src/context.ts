@@ -1,3 +1,5 @@
+import { deepFreeze } from './engine/worker-protocol.ts';
+
 export type Variables = Readonly<Record<string, unknown>>;
 
 export interface WorkflowContextInit {
@@ -20,8 +22,25 @@ export interface LoopPosition {
 
 const DERIVE: unique symbol = Symbol('derive');
 
+/**
+ * A deep, frozen copy of caller data, so that no step can change what another sees through a nested
+ * object (and the caller's own objects are left alone). Values a structured clone cannot copy
+ * (functions, class instances with private state) keep a shallow freeze.
+ */
+function frozenCopy(value: Record<string, unknown> | undefined): Variables {
+  if (value === undefined) return Object.freeze({});
+  let copy: Record<string, unknown>;
+  try {
+    copy = structuredClone(value);
+  } catch {
+    return Object.freeze({ ...value });
+  }
+  return deepFreeze(copy);
+}
+
 interface Derived {
   readonly from: WorkflowContext;
+  readonly userContext: unknown;
   readonly variables: Variables;
   readonly metadata: Variables;
   readonly loop: LoopPosition | undefined;
@@ -51,7 +70,7 @@ export class WorkflowContext {
     if (init === DERIVE) {
       const { from } = derived!;
       this.workflowId = from.workflowId;
-      this.userContext = from.userContext;
+      this.userContext = derived!.userContext;
       this.initialData = from.initialData;
       this.variables = derived!.variables;
       this.metadata = derived!.metadata;
@@ -64,9 +83,9 @@ export class WorkflowContext {
     }
     this.workflowId = init.workflowId;
     this.userContext = init.userContext;
-    this.initialData = Object.freeze({ ...init.initialData });
-    this.variables = Object.freeze({ ...init.initialData, ...init.variables });
-    this.metadata = Object.freeze({ ...init.metadata });
+    this.initialData = frozenCopy(init.initialData);
+    this.variables = Object.freeze({ ...this.initialData, ...frozenCopy(init.variables) });
+    this.metadata = frozenCopy(init.metadata);
     this.loop = undefined;
     this.#writes = undefined;
   }
@@ -99,6 +118,11 @@ export class WorkflowContext {
     return this.derive({ loop: position });
   }
 
+  /** @internal the context an agent's tool calls run in: the agent step's context as their userContext. */
+  withUserContext(userContext: unknown): WorkflowContext {
+    return this.derive({ userContext });
+  }
+
   /** @internal a parallel branch's starting point: the same variables, with writes tracked from here. */
   fork(): WorkflowContext {
     return this.derive({ writes: [] });
@@ -126,9 +150,11 @@ export class WorkflowContext {
     metadata?: Variables;
     loop?: LoopPosition | undefined;
     writes?: readonly string[] | undefined;
+    userContext?: unknown;
   }): WorkflowContext {
     return new WorkflowContext(DERIVE, {
       from: this,
+      userContext: 'userContext' in changes ? changes.userContext : this.userContext,
       variables: changes.variables ?? this.variables,
       metadata: changes.metadata ?? this.metadata,
       loop: 'loop' in changes ? changes.loop : this.loop,

@@ -15,6 +15,8 @@ export const ErrorCode = {
   INVALID_TOOL_ARGS: 'INVALID_TOOL_ARGS',
   /** A condition, params/input/context function or error handler threw. */
   USER_FUNCTION_ERROR: 'USER_FUNCTION_ERROR',
+  /** A step's input could not be built from the context (a non-string agent input, variables JSON cannot hold). */
+  INVALID_INPUT: 'INVALID_INPUT',
   /** A pool worker exited (process.exit, fatal error) while running the step's tool. */
   WORKER_CRASHED: 'WORKER_CRASHED',
   /** A pool worker ran out of its heap limit while running the step's tool. */
@@ -39,6 +41,8 @@ export const ErrorCode = {
   MODEL_ERROR: 'MODEL_ERROR',
   /** An agent's final answer did not match its output schema. */
   AGENT_OUTPUT_INVALID: 'AGENT_OUTPUT_INVALID',
+  /** A recovered run is pinned to a definition version that is not registered on this engine. */
+  DEFINITION_NOT_REGISTERED: 'DEFINITION_NOT_REGISTERED',
   /** The workflow definition is invalid (see `WorkflowDefinitionError.issues`). */
   INVALID_DEFINITION: 'INVALID_DEFINITION',
   /** A bug: an invariant of the engine did not hold. */
@@ -61,6 +65,7 @@ const retryableByDefault: Readonly<Record<ErrorCode, boolean>> = {
   CANCELLED: false,
   INVALID_TOOL_ARGS: false,
   USER_FUNCTION_ERROR: false,
+  INVALID_INPUT: false,
   WORKER_CRASHED: true,
   WORKER_OUT_OF_MEMORY: false,
   POOL_QUEUE_FULL: true,
@@ -73,6 +78,7 @@ const retryableByDefault: Readonly<Record<ErrorCode, boolean>> = {
   MAX_TURNS_EXCEEDED: false,
   MODEL_ERROR: true,
   AGENT_OUTPUT_INVALID: true,
+  DEFINITION_NOT_REGISTERED: false,
   INVALID_DEFINITION: false,
   INTERNAL: false,
 };

@@ -9,7 +9,7 @@ import type { InvocationOutcome } from '../engine/executor.ts';
 import { abortError } from '../engine/executor.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { Agent } from './agent.ts';
-import type { ChatMessage, ModelProvider, ToolCall, ToolSchema } from './model-provider.ts';
+import type { ChatMessage, ModelProvider, ModelResponse, ToolCall, ToolSchema } from './model-provider.ts';
 
 export interface AgentRunRequest {
   readonly agent: Agent;
@@ -59,9 +59,9 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
   while (turns < agent.maxTurns) {
     if (signal.aborted) return fail(abortError(signal));
     turns += 1;
-    let response;
+    let response: ModelResponse;
     try {
-      response = await provider.getCompletion({ agent, model: agent.model, messages: [...messages], tools, outputSchema: agent.outputSchema, signal });
+      response = checkResponse(await provider.getCompletion({ agent, model: agent.model, messages: [...messages], tools, outputSchema: agent.outputSchema, signal }));
     } catch (err) {
       return fail(signal.aborted ? abortError(signal) : toStepError(err, ErrorCode.MODEL_ERROR));
     }
@@ -81,6 +81,18 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
     });
   }
   return fail(stepError(ErrorCode.MAX_TURNS_EXCEEDED, `agent ${agent.name} gave no final answer within ${agent.maxTurns} model calls`, { maxTurns: agent.maxTurns }));
+}
+
+/** A provider's answer, checked: a malformed one is the provider's fault (MODEL_ERROR), not the engine's. */
+function checkResponse(response: ModelResponse): ModelResponse {
+  const message = (response as Partial<ModelResponse> | null | undefined)?.message;
+  if (typeof message !== 'object' || message === null) throw new Error('model provider returned no message');
+  if (message.content !== null && message.content !== undefined && typeof message.content !== 'string') throw new Error('model message content is not a string');
+  if (message.toolCalls !== undefined && !Array.isArray(message.toolCalls)) throw new Error('model message toolCalls is not an array');
+  for (const call of message.toolCalls ?? []) {
+    if (typeof call?.id !== 'string' || typeof call.name !== 'string') throw new Error('model tool call without an id or a name');
+  }
+  return response;
 }
 
 function finalAnswer(agent: Agent, content: string, usage: AgentUsage): AgentRunOutcome {

@@ -7,7 +7,7 @@ import { WorkflowDefinitionError, type DefinitionIssue } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { Tool } from '../tools/tool.ts';
 import { fingerprint, type Fingerprint } from './fingerprint.ts';
-import { assertNever, type StepDefinition, type StepLike, type WorkflowDefinition } from './types.ts';
+import { assertNever, sameItems, type StepDefinition, type StepLike, type WorkflowDefinition } from './types.ts';
 import type { WorkflowSource } from './workflow.ts';
 
 export interface Registry {
@@ -83,12 +83,6 @@ export class WorkflowCompiler {
   }
 }
 
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** A step's definition, or undefined with its problems added to `issues`. */
 function definitionOf(step: StepLike, parentPath: string | undefined, issues: DefinitionIssue[]): StepDefinition | undefined {
   try {
@@ -106,8 +100,8 @@ function definitionOf(step: StepLike, parentPath: string | undefined, issues: De
 }
 
 /**
- * Compiles a replacement step returned by an error handler while a run is live. Its ids must not
- * clash with the workflow's (paths stay unique).
+ * Compiles a replacement step returned by an error handler while a run is live. Its path is prefixed by
+ * the failed step's (`{stepId}:recover/...`), so it cannot clash with the workflow's paths.
  */
 export function compileReplacement(step: StepLike, registry: Registry, parentPath: string): StepDefinition {
   const issues: DefinitionIssue[] = [];
@@ -115,32 +109,6 @@ export function compileReplacement(step: StepLike, registry: Registry, parentPat
   const def = given === undefined ? undefined : new Walker(registry, issues).check(given, parentPath, 1);
   if (def === undefined || issues.length > 0) throw new WorkflowDefinitionError(issues);
   return def;
-}
-
-export function collectStepIds(steps: readonly StepDefinition[]): Set<string> {
-  const ids = new Set<string>();
-  const visit = (def: StepDefinition): void => {
-    ids.add(def.id);
-    for (const child of childrenOf(def)) visit(child);
-  };
-  steps.forEach(visit);
-  return ids;
-}
-
-export function childrenOf(def: StepDefinition): readonly StepDefinition[] {
-  switch (def.kind) {
-    case 'tool':
-    case 'agent':
-      return [];
-    case 'conditional':
-      return [def.ifTrue, def.ifFalse].filter((s): s is StepDefinition => s !== undefined);
-    case 'parallel':
-      return def.branches;
-    case 'loop':
-      return [def.body];
-    default:
-      return assertNever(def);
-  }
 }
 
 class Walker {

@@ -10,6 +10,7 @@ import { Limits } from '../limits.ts';
 import type { Tool } from '../tools/tool.ts';
 import {
   noRetry,
+  sameItems,
   type Awaitable,
   type Condition,
   type FailurePolicy,
@@ -50,7 +51,7 @@ export abstract class WorkflowStep implements StepLike {
     if (typeof seconds !== 'number' || !(seconds > 0) || seconds > Limits.maxTimeoutSeconds) {
       throw this.optionError('timeout', `must be a number of seconds in (0, ${Limits.maxTimeoutSeconds}], got ${String(seconds)}`);
     }
-    this.timeoutMs = Math.round(seconds * 1000);
+    this.timeoutMs = Math.max(1, Math.round(seconds * 1000));
     return this.changed();
   }
 
@@ -133,12 +134,6 @@ export abstract class WorkflowStep implements StepLike {
 }
 
 const noChildren: readonly StepDefinition[] = Object.freeze([]);
-
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function seconds(step: WorkflowStep, name: string, value: number | undefined, fallbackMs: number): number {
   if (value === undefined) return fallbackMs;

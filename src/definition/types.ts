@@ -24,6 +24,13 @@ export function assertNever(value: never): never {
   throw new Error(`unhandled variant: ${JSON.stringify(value)}`);
 }
 
+/** Same length and the same items by identity. */
+export function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export const noRetry: RetryPolicy = Object.freeze({ maxAttempts: 1, initialDelayMs: 1000, backoffCoefficient: 2, maxDelayMs: 30_000 });
 
 export type ValueSource<T> =

@@ -2,17 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import { WorkflowContext } from '../context.ts';
-import { WorkflowCompiler, type Registry } from '../definition/compile.ts';
+import { WorkflowCompiler, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import type { WorkflowSource } from '../definition/workflow.ts';
+import { ErrorCode, stepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { WorkflowLogger } from '../observability/workflow-logger.ts';
+import type { RunStore } from '../store/run-store.ts';
 import type { Tool } from '../tools/tool.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { RunEvent } from './events.ts';
+import type { RunEvent, RunStartedEvent } from './events.ts';
 import { runInline, type InvocationOutcome, type ToolExecutor, type ToolInvocation } from './executor.ts';
+import { ImmediateJournal, StoreJournal, type RunJournal } from './journal.ts';
 import { PoolToolExecutor, type PoolOptions, type PoolStats } from './pool-executor.ts';
 import type { StepResult, WorkflowResult } from './results.ts';
-import { Run } from './run.ts';
+import { Run, type RunLimits } from './run.ts';
 import { WorkflowStream } from './stream.ts';
 
 export type Named<T> = readonly T[] | Readonly<Record<string, T>>;
@@ -22,11 +25,13 @@ export interface EngineOptions {
   readonly tools?: Named<Tool>;
   readonly agents?: Named<Agent>;
   readonly modelProvider?: ModelProvider;
+  /** Where runs are kept. Without one, runs live only in memory (nothing survives the process). */
+  readonly store?: RunStore;
   /** The worker pool for module tools; created on first use. */
   readonly pool?: PoolOptions;
   readonly logger?: WorkflowLogger;
   readonly clock?: Clock;
-  /** Timeout of tool and agent steps that set none (default 300). */
+  /** Timeout of tool and agent steps that set none, in seconds (default 300, at most 86,400). */
   readonly defaultStepTimeoutSeconds?: number;
   /** Largest step output, as JSON bytes (default 2 MiB). */
   readonly maxOutputBytes?: number;
@@ -43,26 +48,39 @@ export interface ExecuteOptions {
   readonly tools?: Named<Tool>;
   readonly agents?: Named<Agent>;
   readonly modelProvider?: ModelProvider;
-  /** Every RunEvent of the run, in seq order, as it happens. */
+  /** Every RunEvent of the run, in seq order, as it happens (with a store: once it is stored). */
   readonly onEvent?: (event: RunEvent) => void;
   readonly logger?: WorkflowLogger;
 }
 
+export interface RecoveryReport {
+  /** Runs resumed; their results settle as they finish. */
+  readonly resumed: readonly { readonly runId: string; readonly result: Promise<WorkflowResult> }[];
+  /** Runs that could not be resumed (their definition version is not registered); now marked failed. */
+  readonly failed: readonly { readonly runId: string; readonly workflowId: string; readonly definitionHash: string }[];
+}
+
 /**
- * Runs workflows. Holds the tool and agent registry, the model provider and the worker pool; one
- * engine serves any number of concurrent runs. Call `close()` to stop the pool.
+ * Runs workflows. Holds the tool and agent registry, the model provider, the store and the worker
+ * pool; one engine serves any number of concurrent runs. Call `close()` to stop the pool.
  */
 export class WorkflowEngine {
   readonly #options: EngineOptions;
   readonly #registry: Registry;
   readonly #logger: WorkflowLogger;
   readonly #executor: ToolExecutor;
+  readonly #limits: RunLimits;
   readonly #compiler = new WorkflowCompiler();
+  /** Code-defined workflows by `{id}@{hash}`: what recovery can resume. */
+  readonly #registered = new Map<string, WorkflowSource>();
+  /** Definition versions already written to the store by this engine. */
+  readonly #storedDefinitions = new Set<string>();
   #pool: PoolToolExecutor | undefined;
   #closed = false;
 
   constructor(options: EngineOptions = {}) {
     this.#options = options;
+    this.#limits = resolveLimits(options);
     this.#registry = {
       tools: byName(options.tools, 'tools'),
       agents: byName(options.agents, 'agents'),
@@ -70,39 +88,83 @@ export class WorkflowEngine {
     };
     this.#logger = options.logger ?? new WorkflowLogger();
     this.#executor = {
-      run: (invocation: ToolInvocation): Promise<InvocationOutcome> =>
-        invocation.tool.execution.kind === 'inline' ? runInline(invocation) : this.pool().run(invocation),
+      run: (invocation: ToolInvocation): Promise<InvocationOutcome> => {
+        if (invocation.tool.execution.kind === 'inline') return runInline(invocation);
+        if (this.#closed) return Promise.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_CLOSED, `tool ${invocation.tool.name}: the engine is closed`) });
+        return this.pool().run(invocation);
+      },
       close: async () => this.#pool?.close(),
     };
   }
 
-  /** Runs a workflow to its end. Rejects (before any step runs) only if the definition is invalid. */
-  executeWorkflow(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): Promise<WorkflowResult> {
-    try {
-      return this.#start(workflow, ctx, options).execute(ctx);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  /**
+   * Makes a code-defined workflow resumable: recovery finds a run's definition by id and content hash
+   * among the registered ones. Register every version that may still have unfinished runs.
+   */
+  register(workflow: WorkflowSource): { readonly workflowId: string; readonly definitionHash: string } {
+    const compiled = this.#compiler.compile(workflow, this.#registry);
+    this.#registered.set(`${compiled.id}@${compiled.definitionHash}`, workflow);
+    return { workflowId: compiled.id, definitionHash: compiled.definitionHash };
+  }
+
+  /** Runs a workflow to its end. Rejects before any step runs if the definition is invalid, or if the store fails. */
+  async executeWorkflow(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): Promise<WorkflowResult> {
+    const run = await this.#start(workflow, ctx, options, options.onEvent);
+    return run.execute(ctx);
   }
 
   /** Runs a workflow, yielding each top-level StepResult as it completes; `stream.result` gives the WorkflowResult. */
   executeWorkflowStream(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): WorkflowStream {
-    return new WorkflowStream((onStepResult, signal) => {
+    return new WorkflowStream(async (onStepResult, signal) => {
       let run: Run | undefined;
       const caller = options.signal;
-      const combined = caller === undefined ? signal : AbortSignal.any([caller, signal]);
-      run = this.#start(workflow, ctx, {
-        ...options,
-        signal: combined,
-        onEvent: (event) => {
-          options.onEvent?.(event);
-          if ('parent' in event && event.parent === undefined && event.type !== 'step_started') {
-            onStepResult(run!.projection.stepResult(event.path) as StepResult);
+      const listener = (event: RunEvent): void => {
+        if ('parent' in event && event.parent === undefined && event.type !== 'step_started') {
+          onStepResult(run!.projection.stepResult(event.path) as StepResult);
+        }
+        // The caller's listener after the stream's, and on its own: a throw there must not cost the stream.
+        if (options.onEvent !== undefined) {
+          try {
+            options.onEvent(event);
+          } catch (err) {
+            this.#logger.logError('onEvent listener threw', err, { runId: event.runId, workflowId: workflow.id });
           }
-        },
-      });
+        }
+      };
+      run = await this.#start(workflow, ctx, { ...options, signal: caller === undefined ? signal : AbortSignal.any([caller, signal]) }, listener);
       return run.execute(ctx);
     });
+  }
+
+  /**
+   * Resumes every run the store holds unfinished: recorded step results are replayed without running
+   * those steps again; steps that were in flight run again (same idempotency key, next attempt). A run
+   * whose definition version is not registered is marked failed with DEFINITION_NOT_REGISTERED.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const store = this.#options.store;
+    if (store === undefined) return { resumed: [], failed: [] };
+    const resumed: { runId: string; result: Promise<WorkflowResult> }[] = [];
+    const failed: { runId: string; workflowId: string; definitionHash: string }[] = [];
+    for (const record of await store.unfinishedRuns()) {
+      const source = this.#registered.get(`${record.workflowId}@${record.definitionHash}`);
+      if (source === undefined) {
+        const error = stepError(
+          ErrorCode.DEFINITION_NOT_REGISTERED,
+          `run ${record.runId} is pinned to workflow ${record.workflowId} version ${record.definitionHash.slice(0, 12)}, which is not registered (engine.register it to resume the run)`,
+        );
+        await store.append([{ type: 'run_failed', seq: record.lastSeq + 1, runId: record.runId, at: Date.now(), error }]);
+        failed.push({ runId: record.runId, workflowId: record.workflowId, definitionHash: record.definitionHash });
+        continue;
+      }
+      const history = await store.readEvents(record.runId);
+      const start = history[0] as RunStartedEvent;
+      const ctx = new WorkflowContext({ ...start.input, workflowId: start.input.workflowId });
+      const compiled = this.#compiler.compile(source, this.#registry);
+      const run = this.#newRun(compiled, this.#registry, { runId: record.runId }, undefined, source, history);
+      resumed.push({ runId: record.runId, result: run.execute(ctx) });
+    }
+    return { resumed, failed };
   }
 
   /** The pool's current figures, or undefined before the first pool tool ran. */
@@ -117,32 +179,49 @@ export class WorkflowEngine {
   }
 
   private pool(): PoolToolExecutor {
-    if (this.#closed) throw new Error('WorkflowEngine is closed');
     this.#pool ??= new PoolToolExecutor(this.#options.pool, (err) => this.#logger.logError('tool pool error', err, { runId: '-', workflowId: '-' }));
     return this.#pool;
   }
 
-  #start(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions): Run {
+  async #start(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions, listener: ((event: RunEvent) => void) | undefined): Promise<Run> {
     if (!(ctx instanceof WorkflowContext)) throw new TypeError('execute: ctx must be a WorkflowContext');
     if (this.#closed) throw new Error('WorkflowEngine is closed');
     const registry = this.#registryFor(options);
     const compiled = this.#compiler.compile(workflow, registry);
-    const defaults = this.#options;
+    const store = this.#options.store;
+    const version = `${compiled.id}@${compiled.definitionHash}`;
+    if (store !== undefined && !this.#storedDefinitions.has(version)) {
+      await store.putDefinition({ workflowId: compiled.id, hash: compiled.definitionHash, document: compiled.document, createdAt: Date.now() });
+      this.#storedDefinitions.add(version);
+    }
+    return this.#newRun(compiled, registry, options, listener, workflow, undefined);
+  }
+
+  #newRun(
+    compiled: CompiledWorkflow,
+    registry: Registry,
+    options: ExecuteOptions,
+    listener: ((event: RunEvent) => void) | undefined,
+    source: WorkflowSource,
+    history: readonly RunEvent[] | undefined,
+  ): Run {
+    const runId = options.runId ?? randomUUID();
+    const logger = options.logger ?? source.logger ?? this.#logger;
+    const onListenerError = (err: unknown) => logger.logError('onEvent listener threw', err, { runId, workflowId: compiled.id });
+    const store = this.#options.store;
+    const journal: RunJournal = store === undefined ? new ImmediateJournal(listener, onListenerError) : new StoreJournal(store, listener, onListenerError);
     return new Run({
-      runId: options.runId ?? randomUUID(),
+      runId,
       workflow: compiled,
       registry,
       executor: this.#executor,
-      modelProvider: options.modelProvider ?? defaults.modelProvider,
-      clock: defaults.clock ?? systemClock,
-      logger: options.logger ?? workflow.logger ?? this.#logger,
-      limits: {
-        defaultStepTimeoutMs: (defaults.defaultStepTimeoutSeconds ?? Limits.defaultStepTimeoutSeconds) * 1000,
-        maxOutputBytes: defaults.maxOutputBytes ?? Limits.maxOutputBytes,
-        maxHandlerRetries: defaults.maxHandlerRetries ?? Limits.maxHandlerRetries,
-      },
+      modelProvider: options.modelProvider ?? this.#options.modelProvider,
+      clock: this.#options.clock ?? systemClock,
+      logger,
+      limits: this.#limits,
       signal: options.signal,
-      onEvent: options.onEvent,
+      journal,
+      ...(history === undefined ? {} : { history }),
     });
   }
 
@@ -154,6 +233,23 @@ export class WorkflowEngine {
       hasModelProvider: this.#registry.hasModelProvider || options.modelProvider !== undefined,
     };
   }
+}
+
+/** Engine options are checked once, here, naming the option and its limit. */
+function resolveLimits(options: EngineOptions): RunLimits {
+  const timeout = options.defaultStepTimeoutSeconds ?? Limits.defaultStepTimeoutSeconds;
+  if (typeof timeout !== 'number' || !(timeout > 0) || timeout > Limits.maxTimeoutSeconds) {
+    throw new RangeError(`WorkflowEngine: defaultStepTimeoutSeconds must be in (0, ${Limits.maxTimeoutSeconds}], got ${String(timeout)}`);
+  }
+  const maxOutputBytes = options.maxOutputBytes ?? Limits.maxOutputBytes;
+  if (!Number.isInteger(maxOutputBytes) || maxOutputBytes < 1 || maxOutputBytes > 64 * 1024 * 1024) {
+    throw new RangeError(`WorkflowEngine: maxOutputBytes must be an integer from 1 to ${64 * 1024 * 1024}, got ${String(maxOutputBytes)}`);
+  }
+  const maxHandlerRetries = options.maxHandlerRetries ?? Limits.maxHandlerRetries;
+  if (!Number.isInteger(maxHandlerRetries) || maxHandlerRetries < 0 || maxHandlerRetries > Limits.maxRetries) {
+    throw new RangeError(`WorkflowEngine: maxHandlerRetries must be an integer from 0 to ${Limits.maxRetries}, got ${String(maxHandlerRetries)}`);
+  }
+  return { defaultStepTimeoutMs: Math.max(1, Math.round(timeout * 1000)), maxOutputBytes, maxHandlerRetries };
 }
 
 function byName<T extends { readonly name: string }>(items: Named<T> | undefined, what: string): Map<string, T> {

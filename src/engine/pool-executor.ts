@@ -108,10 +108,6 @@ export class PoolToolExecutor {
     return { threads: pool.threads.length, inFlight: this.#inFlight, completed: pool.completed, utilization: pool.utilization };
   }
 
-  get threadCount(): number {
-    return this.#pool.threads.length;
-  }
-
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

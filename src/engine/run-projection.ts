@@ -28,15 +28,15 @@ export class InvariantViolation extends Error {
 
 type StepEvent = Extract<RunEvent, { path: string }>;
 
-/** Completed and skipped results are final: a step whose result is recorded never runs again. */
-export function isFinal(status: StepStatus): boolean {
+/** Completed and skipped results are committed: a step with such a result never runs again. */
+export function isCommitted(status: StepStatus): boolean {
   return status === 'completed' || status === 'skipped';
 }
 
 export function nextStepRecord(prev: StepRecord | undefined, event: StepEvent): StepRecord {
   switch (event.type) {
     case 'step_started': {
-      if (prev !== undefined && isFinal(prev.status)) {
+      if (prev !== undefined && isCommitted(prev.status)) {
         throw new InvariantViolation(`step ${event.path} started again after it was ${prev.status} (seq ${event.seq})`);
       }
       if (prev !== undefined && event.attempt !== prev.attempts + 1) {
@@ -53,7 +53,7 @@ export function nextStepRecord(prev: StepRecord | undefined, event: StepEvent): 
     case 'step_failed':
     case 'step_skipped':
     case 'step_cancelled': {
-      if (prev !== undefined && isFinal(prev.status)) {
+      if (prev !== undefined && isCommitted(prev.status)) {
         throw new InvariantViolation(`step ${event.path} finished twice (seq ${event.seq})`);
       }
       const { result } = event;

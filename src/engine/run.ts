@@ -1,8 +1,9 @@
 /**
  * One run of one workflow: the interpreter. It walks the definition, applies conditions, retries,
  * timeouts and error handlers, and records every state change as a RunEvent folded into its
- * RunProjection. A step whose result is already recorded is never run again: its recorded result is
- * replayed into the context instead (how a parent's retry resumes, and later how recovery works).
+ * RunProjection and handed to its journal (the store). A step whose result is recorded is never run
+ * again: its result is replayed into the context instead. That is how a parent's retry resumes, and
+ * how a run recovered after a crash continues from its stored events.
  */
 import { performance } from 'node:perf_hooks';
 import type { ModelProvider } from '../agents/model-provider.ts';
@@ -10,14 +11,17 @@ import type { WorkflowContext } from '../context.ts';
 import { compileReplacement, joinPath, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import type { ErrorDecision, StepDefinition } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError, WorkflowDefinitionError, type StepError } from '../errors.ts';
+import { Limits } from '../limits.ts';
 import type { StepLogInfo, WorkflowLogger } from '../observability/workflow-logger.ts';
-import { attemptRunners, isLeaf, type Attempt, type AttemptEnv, type AttemptOutcome, type StepOutcome, type StepScope } from './attempts.ts';
+import { callUser, isLeaf, raceCancellation, type Attempt, type AttemptEnv, type AttemptOutcome, type StepOutcome, type StepScope } from './attempt-support.ts';
+import { attemptRunners, replayers } from './attempts.ts';
 import { Cancellation, cancellationError, type LinkedCancellation } from './cancellation.ts';
 import type { Clock } from './clock.ts';
 import { finishedEventType, type FinishedStepStatus, type NewRunEvent, type RunEvent, type StepResultData } from './events.ts';
 import type { ToolExecutor } from './executor.ts';
-import { shouldRetry, nextDelayMs } from './retry.ts';
-import { isFinal, RunProjection } from './run-projection.ts';
+import type { RunJournal } from './journal.ts';
+import { nextDelayMs, shouldRetry } from './retry.ts';
+import { isCommitted, RunProjection } from './run-projection.ts';
 import { StepResult, WorkflowResult } from './results.ts';
 
 export interface RunLimits {
@@ -36,10 +40,21 @@ export interface RunDeps {
   readonly logger: WorkflowLogger;
   readonly limits: RunLimits;
   readonly signal: AbortSignal | undefined;
-  readonly onEvent: ((event: RunEvent) => void) | undefined;
+  /** Where events go: the store, then listeners. */
+  readonly journal: RunJournal;
+  /** A recovered run's stored events: folded first, then the run continues after them. */
+  readonly history?: readonly RunEvent[];
 }
 
 type RunOutcome = { readonly status: 'completed' | 'failed' | 'cancelled'; readonly error: (StepError & { stepPath?: string }) | undefined };
+type TopLevel = { readonly ctx: WorkflowContext; readonly outcome?: RunOutcome };
+
+/** Raised inside a run when its events cannot be stored: the run stops where it is, to resume on recovery. */
+class JournalFailure extends Error {
+  constructor(cause: unknown) {
+    super('run events could not be stored', { cause });
+  }
+}
 
 export class Run implements AttemptEnv {
   readonly projection: RunProjection;
@@ -52,6 +67,7 @@ export class Run implements AttemptEnv {
   /** Decided once per run: building log arguments for every step is measurable at thousands of steps/s. */
   readonly #logSteps: boolean;
   #seq = 0;
+  #journalFailure: JournalFailure | undefined;
 
   constructor(deps: RunDeps) {
     this.#deps = deps;
@@ -60,32 +76,35 @@ export class Run implements AttemptEnv {
     this.modelProvider = deps.modelProvider;
     this.maxOutputBytes = deps.limits.maxOutputBytes;
     this.projection = new RunProjection(deps.runId);
+    for (const event of deps.history ?? []) this.projection.apply(event);
+    this.#seq = this.projection.lastSeq;
     // The caller's signal cancels the whole run.
     this.#root = Cancellation.fromSignal(deps.signal, () => stepError(ErrorCode.CANCELLED, 'run cancelled'));
     this.#logSteps = deps.logger.observesSteps();
   }
 
+  /**
+   * Runs (or, for a recovered run, continues) the workflow. Resolves with the result; rejects only if
+   * the run's events cannot be stored (the run then stays unfinished in the store, for recovery).
+   */
   async execute(initial: WorkflowContext): Promise<WorkflowResult> {
-    const { workflow, logger } = this.#deps;
+    const { workflow } = this.#deps;
     const started = performance.now();
-    this.#emit({
-      type: 'run_started',
-      workflowId: workflow.id,
-      workflowName: workflow.name,
-      definitionHash: workflow.definitionHash,
-      totalSteps: workflow.steps.length,
-      input: {
-        workflowId: initial.workflowId,
-        userContext: initial.userContext,
-        initialData: initial.initialData,
-        variables: initial.variables,
-        metadata: initial.metadata,
-      },
-    });
-    logger.logWorkflowStart(workflow.id, initial, this.#runInfo());
     let ctx = initial;
     let outcome: RunOutcome = { status: 'completed', error: undefined };
     try {
+      if (this.projection.status === 'pending') {
+        this.#emit({
+          type: 'run_started',
+          workflowId: workflow.id,
+          workflowName: workflow.name,
+          definitionHash: workflow.definitionHash,
+          totalSteps: workflow.steps.length,
+          input: { workflowId: initial.workflowId, userContext: initial.userContext, initialData: initial.initialData, variables: initial.variables, metadata: initial.metadata },
+        });
+        await this.#durable();
+      }
+      this.#log((logger) => logger.logWorkflowStart(workflow.id, initial, this.#runInfo()));
       for (const def of workflow.steps) {
         if (this.#root.aborted) {
           outcome = { status: 'cancelled', error: cancellationError(this.#root) };
@@ -98,11 +117,23 @@ export class Run implements AttemptEnv {
           break;
         }
       }
+    } catch (err) {
+      if (err instanceof JournalFailure || this.#journalFailure !== undefined) {
+        this.#root.unlink();
+        throw (this.#journalFailure ?? (err as JournalFailure)).cause;
+      }
+      // Attempts turn every expected failure into data; this is a bug. End the run rather than leave it hanging.
+      outcome = { status: 'failed', error: stepError(ErrorCode.INTERNAL, `engine error: ${toStepError(err).message}`) };
     } finally {
       this.#root.unlink();
     }
     const type = outcome.status === 'completed' ? 'run_completed' : outcome.status === 'failed' ? 'run_failed' : 'run_cancelled';
     this.#emit(outcome.error === undefined ? { type } : { type, error: outcome.error });
+    try {
+      await this.#durable();
+    } catch (err) {
+      throw err instanceof JournalFailure ? err.cause : err;
+    }
     const result = new WorkflowResult({
       workflowId: workflow.id,
       runId: this.runId,
@@ -113,16 +144,18 @@ export class Run implements AttemptEnv {
       totalExecutionTimeMs: performance.now() - started,
       totalSteps: workflow.steps.length,
     });
-    logger.logWorkflowComplete(result);
+    this.#log((logger) => logger.logWorkflowComplete(result));
     return result;
   }
 
   /** Runs one top-level step with the workflow's error handling; `outcome` is set when the run must stop. */
-  async #runTopLevel(def: StepDefinition, ctx: WorkflowContext): Promise<{ ctx: WorkflowContext; outcome?: RunOutcome }> {
+  async #runTopLevel(def: StepDefinition, ctx: WorkflowContext): Promise<TopLevel> {
     const { workflow } = this.#deps;
     const scope: StepScope = { parent: undefined, prefix: undefined, cancellation: this.#root, deferFinish: true };
     let step = await this.executeStep(def, ctx, scope);
     const ownHandler = workflow.errorHandlers.get(def.id);
+    if (step.replayed) return this.#afterTopLevel(def, step.result, step.ctx, step.result.metadata?.errorHandling as ErrorDecision | undefined);
+
     let decision: ErrorDecision | undefined;
     let handlerRetries = 0;
     while (step.result.status === 'failed' && ownHandler === undefined && workflow.globalErrorHandler !== undefined) {
@@ -131,24 +164,33 @@ export class Run implements AttemptEnv {
       const started = this.projection.record(step.result.path)?.status === 'running';
       if (decision.action !== 'retry' || !started || handlerRetries >= this.#deps.limits.maxHandlerRetries || this.#root.aborted) break;
       handlerRetries += 1;
-      const delayMs = Math.max(0, Math.round((decision.delaySeconds ?? 0) * 1000));
+      const delayMs = Math.round(clamp(decision.delaySeconds, 0, Limits.maxTimeoutSeconds) * 1000);
       this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler' });
       await this.#deps.clock.sleep(delayMs, this.#root.signal);
       step = await this.executeStep(def, ctx, scope);
     }
-    const result = decision === undefined ? step.result : withMetadata(step.result, { errorHandling: { ...decision, handlerRetries } });
-    this.#finish(result, undefined, step.replayed);
+    let result = decision === undefined ? step.result : withMetadata(step.result, { errorHandling: { ...decision, handlerRetries } });
+    if (result.status === 'failed' && this.#root.aborted) {
+      // Cancelled while the handler was deciding: the run was cancelled, not failed.
+      result = { ...result, status: 'cancelled', error: cancellationError(this.#root) };
+    }
+    await this.#finish(result, undefined, false);
+    return this.#afterTopLevel(def, result, step.ctx, decision);
+  }
+
+  /** What a top-level step's final result means for the run (the same live and on replay). */
+  #afterTopLevel(def: StepDefinition, result: StepResultData, ctx: WorkflowContext, decision: ErrorDecision | undefined): Promise<TopLevel> | TopLevel {
     const failure = { ...result.error!, stepPath: result.path };
     switch (result.status) {
       case 'completed':
       case 'skipped':
-        return { ctx: step.ctx };
+        return { ctx };
       case 'cancelled':
-        return { ctx: step.ctx, outcome: { status: 'cancelled', error: failure } };
+        return { ctx, outcome: { status: 'cancelled', error: failure } };
       case 'failed':
-        if (ownHandler !== undefined) return this.#recover(def, result, step.ctx);
-        if (decision?.action === 'continue') return { ctx: step.ctx };
-        return { ctx: step.ctx, outcome: { status: 'failed', error: failure } };
+        if (this.#deps.workflow.errorHandlers.has(def.id)) return this.#recover(def, result, ctx);
+        if (decision?.action === 'continue') return { ctx };
+        return { ctx, outcome: { status: 'failed', error: failure } };
     }
   }
 
@@ -156,39 +198,34 @@ export class Run implements AttemptEnv {
   async #decide(result: StepResultData, ctx: WorkflowContext): Promise<ErrorDecision> {
     const handler = this.#deps.workflow.globalErrorHandler!;
     const info = { id: result.stepId, path: result.path, kind: result.kind, attempts: result.attempts };
-    let decision: ErrorDecision;
-    try {
-      decision = await handler(result.error!, info, ctx);
-    } catch (err) {
-      decision = { action: 'fail', handlerError: toStepError(err).message };
-    }
+    const answered = await callUser(() => handler(result.error!, info, ctx), 'error handler', result.path, this.#root);
+    let decision: ErrorDecision = answered.ok ? answered.value : { action: 'fail', handlerError: answered.error.message };
     if (decision?.action !== 'retry' && decision?.action !== 'continue' && decision?.action !== 'fail') {
-      decision = { action: 'fail', handlerError: `error handler returned ${JSON.stringify(decision)}; expected { action: 'retry' | 'fail' | 'continue' }` };
+      decision = { action: 'fail', handlerError: `error handler returned ${safeJson(decision)}; expected { action: 'retry' | 'fail' | 'continue' }` };
     }
-    this.#deps.logger.logErrorHandled(result.stepId, decision, this.#stepInfo(result.path, result.kind, result.attempts));
+    const handled = decision;
+    this.#log((logger) => logger.logErrorHandled(result.stepId, handled, this.#stepInfo(result.path, result.kind, result.attempts)));
     return decision;
   }
 
   /** Runs the step's own error handler and the replacement step it returns, at `{stepId}:recover/{id}`. */
-  async #recover(def: StepDefinition, failed: StepResultData, ctx: WorkflowContext): Promise<{ ctx: WorkflowContext; outcome?: RunOutcome }> {
+  async #recover(def: StepDefinition, failed: StepResultData, ctx: WorkflowContext): Promise<TopLevel> {
     const handler = this.#deps.workflow.errorHandlers.get(def.id)!;
-    const failure = (error: StepError, stepPath: string): { ctx: WorkflowContext; outcome: RunOutcome } => ({ ctx, outcome: { status: 'failed', error: { ...error, stepPath } } });
+    const failure = (error: StepError, stepPath: string): TopLevel => ({ ctx, outcome: { status: 'failed', error: { ...error, stepPath } } });
+    const prefix = `${failed.path}:recover`;
+    const answered = await callUser(() => handler(this.projection.stepResult(failed.path), ctx), `error handler for ${def.id}`, failed.path, this.#root);
+    if (!answered.ok) return this.#root.aborted ? { ctx, outcome: { status: 'cancelled', error: cancellationError(this.#root) } } : failure(answered.error, failed.path);
+    if (answered.value === null || answered.value === undefined) return failure(failed.error!, failed.path);
     let replacementDef: StepDefinition;
     try {
-      const replacement = await handler(this.projection.stepResult(failed.path), ctx);
-      if (replacement === null || replacement === undefined) return failure(failed.error!, failed.path);
-      replacementDef = compileReplacement(replacement, this.#deps.registry, `${failed.path}:recover`);
+      replacementDef = compileReplacement(answered.value, this.#deps.registry, prefix);
     } catch (err) {
-      const error =
-        err instanceof WorkflowDefinitionError
-          ? stepError(ErrorCode.INVALID_DEFINITION, `error handler for ${def.id} returned an invalid step: ${err.message}`)
-          : stepError(ErrorCode.USER_FUNCTION_ERROR, `error handler for ${def.id} threw: ${toStepError(err).message}`);
-      return failure(error, failed.path);
+      const message = err instanceof WorkflowDefinitionError ? err.message : toStepError(err).message;
+      return failure(stepError(ErrorCode.INVALID_DEFINITION, `error handler for ${def.id} returned an invalid step: ${message}`), failed.path);
     }
-    const prefix = `${failed.path}:recover`;
     const scope: StepScope = { parent: undefined, prefix, cancellation: this.#root, deferFinish: true, metadata: { replaces: def.id } };
     const step = await this.executeStep(replacementDef, ctx, scope);
-    this.#finish(step.result, undefined, step.replayed);
+    await this.#finish(step.result, undefined, step.replayed);
     switch (step.result.status) {
       case 'completed':
       case 'skipped':
@@ -204,7 +241,10 @@ export class Run implements AttemptEnv {
   async executeStep(def: StepDefinition, ctx: WorkflowContext, scope: StepScope): Promise<StepOutcome> {
     const path = joinPath(scope.prefix, def.id);
     const recorded = this.projection.record(path);
-    if (recorded?.result !== undefined && (isFinal(recorded.status) || scope.replayOnly === true)) return this.#replay(def, ctx, scope, recorded.result);
+    // Committed results never run again; a top-level step's final result (even a failure) is decided.
+    if (recorded?.result !== undefined && (isCommitted(recorded.status) || scope.parent === undefined || scope.replayOnly === true)) {
+      return this.#replay(def, ctx, scope, path, recorded.result);
+    }
     if (scope.replayOnly === true) {
       const error = stepError(ErrorCode.CANCELLED, `step ${path} did not run`);
       const result: StepResultData = { stepId: def.id, path, kind: def.kind, status: 'cancelled', error, executionTimeMs: 0, attempts: recorded?.attempts ?? 0 };
@@ -213,56 +253,51 @@ export class Run implements AttemptEnv {
 
     const started = performance.now();
     const priorAttempts = recorded?.attempts ?? 0;
-    const finish = (status: FinishedStepStatus, fields: { output?: unknown; error?: StepError; metadata?: Record<string, unknown> }, attempts: number): StepResultData => {
+    const settle = async (status: FinishedStepStatus, next: WorkflowContext, attempts: number, output?: unknown, error?: StepError, metadata?: Record<string, unknown>): Promise<StepOutcome> => {
       const result: StepResultData = {
         stepId: def.id,
         path,
         kind: def.kind,
         status,
-        output: fields.output,
-        error: fields.error,
+        output,
+        error,
         executionTimeMs: performance.now() - started,
         attempts,
-        metadata: scope.metadata === undefined ? fields.metadata : { ...fields.metadata, ...scope.metadata },
+        metadata: scope.metadata === undefined ? metadata : { ...metadata, ...scope.metadata },
       };
-      if (scope.deferFinish !== true) this.#finish(result, scope.parent, false);
-      return result;
+      if (scope.deferFinish !== true) await this.#finish(result, scope.parent, false);
+      return { result, ctx: next, replayed: false };
     };
 
     for (const condition of def.conditions) {
-      let holds: boolean;
-      try {
-        holds = await condition(ctx);
-      } catch (err) {
-        const error = stepError(ErrorCode.USER_FUNCTION_ERROR, `step ${path}: condition threw: ${toStepError(err).message}`);
-        return { result: finish('failed', { error }, priorAttempts), ctx, replayed: false };
+      const holds = await callUser(() => condition(ctx), 'condition', path, scope.cancellation);
+      if (!holds.ok) {
+        if (scope.cancellation.aborted) return settle('cancelled', ctx, priorAttempts, undefined, cancellationError(scope.cancellation));
+        return settle('failed', ctx, priorAttempts, undefined, holds.error);
       }
-      if (!holds) return { result: finish('skipped', { metadata: { reason: 'conditions not met' } }, priorAttempts), ctx, replayed: false };
+      if (!holds.value) return settle('skipped', ctx, priorAttempts, undefined, undefined, { reason: 'conditions not met' });
     }
 
     let attempt = priorAttempts;
     for (let attemptsMade = 1; ; attemptsMade++) {
-      if (scope.cancellation.aborted) return { result: finish('cancelled', { error: cancellationError(scope.cancellation) }, attempt), ctx, replayed: false };
+      if (scope.cancellation.aborted) return settle('cancelled', ctx, attempt, undefined, cancellationError(scope.cancellation));
       attempt += 1;
       this.#emit({ type: 'step_started', path, parent: scope.parent, stepId: def.id, kind: def.kind, attempt });
-      if (this.#logSteps) this.#deps.logger.logStepStart(def.id, ctx, this.#stepInfo(path, def.kind, attempt));
-      const outcome = await this.#attempt(def, ctx, path, attempt, scope.cancellation, false);
+      if (this.#logSteps) this.#log((logger) => logger.logStepStart(def.id, ctx, this.#stepInfo(path, def.kind, attempt)));
+      const outcome = await this.#attempt(def, ctx, path, attempt, scope.cancellation);
       switch (outcome.status) {
-        case 'ok': {
-          const next = applyOutput(def, outcome.ctx, outcome.output);
-          return { result: finish('completed', { output: outcome.output, metadata: outcome.metadata }, attempt), ctx: next, replayed: false };
-        }
+        case 'ok':
+          return settle('completed', applyOutput(def, outcome.ctx, outcome.output), attempt, outcome.output, undefined, outcome.metadata);
         case 'skipped':
-          return { result: finish('skipped', { metadata: outcome.metadata }, attempt), ctx: outcome.ctx, replayed: false };
+          return settle('skipped', outcome.ctx, attempt, undefined, undefined, outcome.metadata);
         case 'error': {
+          // Cancelled means the parent or the run was: a tool's own error code never cancels a run.
+          if (scope.cancellation.aborted) return settle('cancelled', ctx, attempt, undefined, cancellationError(scope.cancellation), outcome.metadata);
           const { error } = outcome;
-          if (error.code === ErrorCode.CANCELLED) return { result: finish('cancelled', { error, metadata: outcome.metadata }, attempt), ctx, replayed: false };
-          if (!shouldRetry(error, def.retry, attemptsMade) || scope.cancellation.aborted) {
-            return { result: finish('failed', { error, metadata: outcome.metadata }, attempt), ctx, replayed: false };
-          }
+          if (!shouldRetry(error, def.retry, attemptsMade)) return settle('failed', ctx, attempt, undefined, error, outcome.metadata);
           const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random());
           this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy' });
-          this.#deps.logger.logStepRetry(def.id, error, delayMs, this.#stepInfo(path, def.kind, attempt));
+          this.#log((logger) => logger.logStepRetry(def.id, error, delayMs, this.#stepInfo(path, def.kind, attempt)));
           await this.#deps.clock.sleep(delayMs, scope.cancellation.signal);
         }
       }
@@ -270,17 +305,26 @@ export class Run implements AttemptEnv {
   }
 
   /** One attempt under the step's timeout: a child cancellation that aborts with TIMEOUT when the timer fires. */
-  async #attempt(def: StepDefinition, ctx: WorkflowContext, path: string, attempt: number, parent: Cancellation, replayOnly: boolean): Promise<AttemptOutcome> {
+  async #attempt(def: StepDefinition, ctx: WorkflowContext, path: string, attempt: number, parent: Cancellation): Promise<AttemptOutcome> {
     const timeoutMs = def.timeoutMs ?? (isLeaf(def.kind) ? this.#deps.limits.defaultStepTimeoutMs : undefined);
     const controller = parent.child();
+    let timedOut: StepError | undefined;
     const timer =
       timeoutMs === undefined
         ? undefined
-        : setTimeout(() => controller.abort(stepError(ErrorCode.TIMEOUT, `step ${path} exceeded its timeout of ${timeoutMs / 1000} s`, { timeoutMs })), timeoutMs);
+        : setTimeout(() => {
+            timedOut = stepError(ErrorCode.TIMEOUT, `step ${path} exceeded its timeout of ${timeoutMs / 1000} s`, { timeoutMs });
+            controller.abort(timedOut);
+          }, timeoutMs);
     try {
       const run = attemptRunners[def.kind] as (a: Attempt<typeof def.kind>) => Promise<AttemptOutcome>;
-      return await run({ env: this, def, ctx, path, attempt, cancellation: controller, replayOnly });
+      const work = run({ env: this, def, ctx, path, attempt, cancellation: controller });
+      // Composites end when their children do; a leaf is abandoned at once if it ignores its signal.
+      const outcome = isLeaf(def.kind) ? await raceCancellation(work, controller, (): AttemptOutcome => ({ status: 'error', error: cancellationError(controller) })) : await work;
+      // The step's own timer fired: its children were cancelled because of it, but the step timed out.
+      return timedOut !== undefined && outcome.status === 'error' ? { ...outcome, error: timedOut } : outcome;
     } catch (err) {
+      if (err instanceof JournalFailure) throw err;
       // Attempts turn every expected failure into data; reaching here is a bug in the engine.
       return { status: 'error', error: stepError(ErrorCode.INTERNAL, `step ${path}: engine error: ${toStepError(err).message}`) };
     } finally {
@@ -289,21 +333,23 @@ export class Run implements AttemptEnv {
     }
   }
 
-  /** A recorded step: leaves replay their output; composites re-walk their (recorded) children to rebuild the context. */
-  async #replay(def: StepDefinition, ctx: WorkflowContext, scope: StepScope, recorded: StepResultData): Promise<StepOutcome> {
+  /** A recorded step: leaves replay their output; composites rebuild their context from their children's records. */
+  async #replay(def: StepDefinition, ctx: WorkflowContext, scope: StepScope, path: string, recorded: StepResultData): Promise<StepOutcome> {
     if (recorded.status !== 'completed') return { result: recorded, ctx, replayed: true };
     if (isLeaf(def.kind)) return { result: recorded, ctx: applyOutput(def, ctx, recorded.output), replayed: true };
-    const rerun = await this.#attempt(def, ctx, recorded.path, recorded.attempts, scope.cancellation, true);
-    const next = rerun.status === 'ok' ? rerun.ctx : ctx;
+    const replay = replayers[def.kind] as (a: Attempt<typeof def.kind>, recorded: StepResultData) => Promise<WorkflowContext>;
+    const next = await replay({ env: this, def, ctx, path, attempt: recorded.attempts, cancellation: scope.cancellation }, recorded);
     return { result: recorded, ctx: def.outputKey === undefined ? next : next.withVariable(def.outputKey, recorded.output), replayed: true };
   }
 
-  #finish(result: StepResultData, parent: string | undefined, replayed: boolean): void {
+  /** Records a step's final result; returns once it is durable (the step is acknowledged only then). */
+  async #finish(result: StepResultData, parent: string | undefined, replayed: boolean): Promise<void> {
     if (replayed) return;
     this.#emit({ type: finishedEventType[result.status], path: result.path, parent, result });
     if (this.#logSteps || result.status === 'failed') {
-      this.#deps.logger.logStepComplete(result.stepId, new StepResult(result), result.executionTimeMs, this.#stepInfo(result.path, result.kind, result.attempts));
+      this.#log((logger) => logger.logStepComplete(result.stepId, new StepResult(result), result.executionTimeMs, this.#stepInfo(result.path, result.kind, result.attempts)));
     }
+    await this.#durable();
   }
 
   #emit(event: NewRunEvent): void {
@@ -314,12 +360,30 @@ export class Run implements AttemptEnv {
     stamped.at = this.#deps.clock.now();
     const full = event as unknown as RunEvent;
     this.projection.apply(full);
-    const listener = this.#deps.onEvent;
-    if (listener === undefined) return;
+    this.#deps.journal.record(full);
+  }
+
+  /** Waits until every event so far is stored; a store failure stops the run (it resumes on recovery). */
+  async #durable(): Promise<void> {
+    const journal = this.#deps.journal;
+    if (journal.immediate) return;
     try {
-      listener(full);
+      await journal.durable();
     } catch (err) {
-      this.#deps.logger.logError('event listener threw', err, this.#runInfo());
+      if (this.#journalFailure === undefined) {
+        this.#journalFailure = new JournalFailure(err);
+        this.#root.abort(stepError(ErrorCode.CANCELLED, `run stopped: its events cannot be stored (${toStepError(err).message})`));
+      }
+      throw this.#journalFailure;
+    }
+  }
+
+  /** Logging observes the run; a logger that throws must not change it. */
+  #log(call: (logger: WorkflowLogger) => void): void {
+    try {
+      call(this.#deps.logger);
+    } catch (err) {
+      process.emitWarning(`jaf-workflows: the WorkflowLogger threw (run ${this.runId}): ${toStepError(err).message}`, 'WorkflowLoggerWarning');
     }
   }
 
@@ -351,4 +415,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function withMetadata(result: StepResultData, extra: Record<string, unknown>): StepResultData {
   return { ...result, metadata: { ...result.metadata, ...extra } };
+}
+
+function clamp(value: unknown, min: number, max: number): number {
+  return typeof value === 'number' && Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : min;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

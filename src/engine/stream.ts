@@ -5,7 +5,8 @@ type Start = (onStepResult: (result: StepResult) => void, signal: AbortSignal) =
 /**
  * A running workflow seen as an async iterator of its top-level StepResults, in completion order (the
  * same list `WorkflowResult.steps` holds). The run starts at once and buffers results until read;
- * leaving the loop early (`break`) cancels the run. `result` resolves with the WorkflowResult.
+ * leaving the loop early (`break`) cancels the run. `result` resolves with the WorkflowResult. It can be
+ * iterated once.
  */
 export class WorkflowStream implements AsyncIterable<StepResult> {
   readonly result: Promise<WorkflowResult>;
@@ -13,6 +14,7 @@ export class WorkflowStream implements AsyncIterable<StepResult> {
   readonly #abort = new AbortController();
   #waiting: (() => void) | undefined;
   #ended = false;
+  #iterated = false;
   #failure: { error: unknown } | undefined;
 
   constructor(start: Start) {
@@ -49,6 +51,9 @@ export class WorkflowStream implements AsyncIterable<StepResult> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<StepResult> {
+    // Results are handed out once: a second reader would silently miss the first one's.
+    if (this.#iterated) throw new TypeError('a WorkflowStream can be iterated once');
+    this.#iterated = true;
     let finished = false;
     try {
       for (;;) {

@@ -69,9 +69,17 @@ export function encodeOutput(value: unknown, maxBytes: number): EncodedOutput {
     }
   }
   const isPrimitive = value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-  return { ok: true, output: isPrimitive ? value : JSON.parse(json), json };
+  return { ok: true, output: isPrimitive ? value : deepFreeze(JSON.parse(json)), json };
 }
 
+/** An output as the engine keeps it: parsed and frozen, so no step or branch can change another's view. */
 export function decodeOutput(json: string | undefined): unknown {
-  return json === undefined ? undefined : JSON.parse(json);
+  return json === undefined ? undefined : deepFreeze(JSON.parse(json));
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return value;
 }

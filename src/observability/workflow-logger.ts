@@ -23,9 +23,14 @@ export interface WorkflowLoggerOptions {
 
 let rootLogger: Logger | undefined;
 
-/** The process-wide default: JSON lines on stdout, level from LOG_LEVEL (read when first used). */
+/** The process-wide default: JSON lines on stdout, level from LOG_LEVEL (read when first used; default info). */
 export function defaultLogger(): Logger {
-  rootLogger ??= pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'jaf-workflows' } });
+  if (rootLogger === undefined) {
+    const wanted = process.env.LOG_LEVEL ?? 'info';
+    const level = wanted in pino.levels.values || wanted === 'silent' ? wanted : 'info';
+    rootLogger = pino({ level, base: { service: 'jaf-workflows' } });
+    if (level !== wanted) rootLogger.warn(`LOG_LEVEL=${wanted} is not a pino level; logging at info`);
+  }
   return rootLogger;
 }
 
@@ -36,7 +41,6 @@ export function defaultLogger(): Logger {
  */
 export class WorkflowLogger {
   protected readonly log: Logger;
-  readonly #runs = new Map<string, Logger>();
 
   constructor(options: WorkflowLoggerOptions = {}) {
     this.log = options.logger ?? defaultLogger();
@@ -54,7 +58,6 @@ export class WorkflowLogger {
       if (completed) log.info(fields, `workflow ${result.workflowId} completed`);
       else log.warn({ ...fields, error: result.error }, `workflow ${result.workflowId} ${result.status}`);
     }
-    this.#runs.delete(result.runId);
   }
 
   /**
@@ -95,14 +98,9 @@ export class WorkflowLogger {
     this.runLog(run).error({ err: error }, message);
   }
 
-  /** A child logger bound to the run (cached until the run completes). */
+  /** A child logger bound to the run. Made per line: the engine only asks when the line is logged. */
   protected runLog(run: RunLogInfo): Logger {
-    let log = this.#runs.get(run.runId);
-    if (log === undefined) {
-      log = this.log.child({ runId: run.runId, workflowId: run.workflowId });
-      this.#runs.set(run.runId, log);
-    }
-    return log;
+    return this.log.child({ runId: run.runId, workflowId: run.workflowId });
   }
 
   /** A child logger bound to the run and the step. */

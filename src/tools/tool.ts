@@ -34,7 +34,9 @@ export type ToolExecution =
   | { readonly kind: 'module'; readonly moduleUrl: string };
 
 // One Ajv for every tool: schemas compile once per Tool. `$data` stays off (CVE-2025-69873), as do allErrors.
-const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: false, useDefaults: false });
+// Schemas are not kept by the instance (addUsedSchema off, removed after compiling): two tools may share
+// an `$id`, and tools made per request do not accumulate.
+const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: false, useDefaults: false, addUsedSchema: false });
 
 const toolNamePattern = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -87,10 +89,13 @@ export class Tool<Args = any, Result = unknown> {
 
 /** Compiles a JSON Schema once; an invalid schema fails where it is declared. */
 export function compileSchema(schema: JsonSchema, owner: string): ValidateFunction {
+  if (schema.$async === true) throw new TypeError(`${owner}: $async schemas are not supported (validation must be synchronous)`);
   try {
     return ajv.compile(schema);
   } catch (err) {
     throw new TypeError(`${owner} is not a valid JSON Schema: ${(err as Error).message}`);
+  } finally {
+    ajv.removeSchema(schema);
   }
 }
 

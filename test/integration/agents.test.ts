@@ -69,7 +69,7 @@ describe('AgentStep runs the agent loop against the model provider', () => {
     expect(second[2]).toMatchObject({ role: 'assistant', toolCalls: [{ name: 'lookup_order' }] });
     expect(second[3]).toMatchObject({ role: 'tool', toolCallId: 'call_1', name: 'lookup_order' });
     expect(JSON.parse((second[3] as { content: string }).content)).toEqual({ status: 'executed', result: { orderId: 'ORD-1', status: 'shipped' } });
-    expect(lookups.at(-1)).toEqual({ args: { orderId: 'ORD-1' }, key: 'run-1:answer/1.0:lookup_order', userContext: { shop: 'Acme' } });
+    expect(lookups.at(-1)).toEqual({ args: { orderId: 'ORD-1' }, key: 'run-1:answer/1.1.0:lookup_order', userContext: { shop: 'Acme' } });
     expect(result.steps[0]!.metadata.usage).toEqual({ promptTokens: 60, completionTokens: 13, turns: 2, toolCalls: 1 });
   });
 

@@ -149,7 +149,7 @@ describe('workflow-wide error handler', () => {
       .build();
     const result = await engine().executeWorkflow(wf, ctx());
     expect(result.status).toBe('failed');
-    expect(result.steps[0]!.metadata.errorHandling).toMatchObject({ action: 'fail', handlerError: 'handler bug' });
+    expect(result.steps[0]!.metadata.errorHandling).toMatchObject({ action: 'fail', handlerError: 'step s: error handler threw: handler bug' });
   });
 });
 

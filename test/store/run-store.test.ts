@@ -144,7 +144,7 @@ describe('SqliteRunStore', () => {
     const path = join(tempDir(), 'full.db');
     const store = SqliteRunStore.open({ path, maxSizeBytes: 64 * 1024 });
     await store.append([started('kept'), stepDone('kept', 2, 'a')]);
-    const big = (runId: string): RunEvent => ({ ...stepDone(runId, 2, 'x'), result: { ...result('x'), output: 'x'.repeat(200_000) } });
+    const big = (runId: string): RunEvent => ({ type: 'step_completed', seq: 2, runId, at: 2, path: 'x', parent: undefined, result: { ...result('x'), output: 'x'.repeat(200_000) } });
     await store.append([started('too_big')]);
     await expect(store.append([big('too_big')])).rejects.toMatchObject({ code: 'STORE_FULL', message: expect.stringContaining(path) });
     await expect(store.append([stepDone('too_big', 2, 'y')])).rejects.toMatchObject({ code: 'STORE_RUN_BROKEN' });

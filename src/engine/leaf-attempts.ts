@@ -1,0 +1,101 @@
+/** Attempts of the leaf kinds: a tool call, and an agent's tool-calling loop. */
+import type { Agent } from '../agents/agent.ts';
+import { runAgent, type AgentRunOutcome } from '../agents/run-agent.ts';
+import { noRetry, type ToolStepDefinition, type ValueSource } from '../definition/types.ts';
+import { ErrorCode, stepError, toStepError } from '../errors.ts';
+import type { Tool } from '../tools/tool.ts';
+import { callUser, raceCancellation, type Attempt, type AttemptOutcome, type Evaluated } from './attempt-support.ts';
+import { cancellationError } from './cancellation.ts';
+import type { InvocationOutcome } from './executor.ts';
+import { encodeOutput } from './worker-protocol.ts';
+
+export async function toolAttempt(a: Attempt<'tool'>): Promise<AttemptOutcome> {
+  const args = await evaluate(a, a.def.args, 'params function', {});
+  if (!args.ok) return { status: 'error', error: args.error };
+  const outcome = await invokeTool(a, a.def.tool as Tool, args.value);
+  return outcome.kind === 'ok' ? { status: 'ok', output: outcome.output, ctx: a.ctx } : { status: 'error', error: outcome.error };
+}
+
+async function invokeTool(a: Attempt<'tool'>, tool: Tool, args: unknown): Promise<InvocationOutcome> {
+  try {
+    const invalid = tool.validateArgs(args);
+    if (invalid !== undefined) return { kind: 'error', error: invalid };
+    return await a.env.executor.run({
+      tool,
+      args,
+      runId: a.env.runId,
+      stepPath: a.path,
+      attempt: a.attempt,
+      userContext: a.ctx.userContext,
+      cancellation: a.cancellation,
+      maxOutputBytes: a.env.maxOutputBytes,
+    });
+  } catch (err) {
+    // Arguments whose getters throw, a tool object that is not quite a tool: the step's problem, as data.
+    return { kind: 'error', error: toStepError(err) };
+  }
+}
+
+export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome> {
+  const provider = a.env.modelProvider;
+  if (provider === undefined) return { status: 'error', error: stepError(ErrorCode.INTERNAL, 'agent step without a model provider passed validation') };
+  const input = await evaluate(a, a.def.input, 'input function', undefined);
+  if (!input.ok) return { status: 'error', error: input.error };
+  const context = await evaluate(a, a.def.context, 'context function', a.ctx.userContext);
+  if (!context.ok) return { status: 'error', error: context.error };
+  let message = input.value;
+  if (message === undefined) {
+    try {
+      message = JSON.stringify(a.ctx.variables);
+    } catch (err) {
+      return { status: 'error', error: stepError(ErrorCode.INVALID_INPUT, `step ${a.path}: has no input, and its variables cannot be sent as JSON: ${(err as Error).message}`) };
+    }
+  }
+  if (typeof message !== 'string') {
+    return { status: 'error', error: stepError(ErrorCode.INVALID_INPUT, `step ${a.path}: input function returned ${typeof message}, expected a string`) };
+  }
+  // The agent's tools see the step's context, as its instructions do.
+  const toolCtx = a.ctx.withUserContext(context.value);
+  const agentRun = runAgent({
+    agent: a.def.agent as Agent,
+    input: message,
+    context: context.value,
+    workflow: a.ctx,
+    provider,
+    signal: a.cancellation.signal,
+    // Each tool call is a step execution of its own, at `{agent step}/{attempt}.{turn}.{call}:{tool}`:
+    // events, the pool, timeouts and idempotency keys as for any tool step.
+    runTool: async (tool, args, callId) => {
+      const def: ToolStepDefinition = {
+        kind: 'tool',
+        id: `${a.attempt}.${callId}`,
+        conditions: [],
+        retry: noRetry,
+        timeoutMs: undefined,
+        outputKey: undefined,
+        tool,
+        args: { kind: 'static', value: args },
+      };
+      const call = await a.env.executeStep(def, toolCtx, { parent: a.path, prefix: a.path, cancellation: a.cancellation });
+      const { status, output, error } = call.result;
+      return status === 'completed' ? { kind: 'ok', output, outputJson: undefined } : { kind: 'error', error: error ?? cancellationError(a.cancellation) };
+    },
+  });
+  const outcome = await raceCancellation<AgentRunOutcome | { readonly aborted: true }>(agentRun, a.cancellation, () => ({ aborted: true }));
+  if ('aborted' in outcome) return { status: 'error', error: cancellationError(a.cancellation) };
+  const metadata = { usage: outcome.usage };
+  if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };
+  const encoded = encodeOutput(outcome.output, a.env.maxOutputBytes);
+  return encoded.ok ? { status: 'ok', output: encoded.output, ctx: a.ctx, metadata } : { status: 'error', error: encoded.error, metadata };
+}
+
+function evaluate<K extends 'tool' | 'agent', T, F>(a: Attempt<K>, source: ValueSource<T>, what: string, fallback: F): Promise<Evaluated<T | F>> {
+  switch (source.kind) {
+    case 'static':
+      return Promise.resolve({ ok: true, value: source.value });
+    case 'none':
+      return Promise.resolve({ ok: true, value: fallback });
+    case 'function':
+      return callUser(() => source.fn(a.ctx), what, a.path, a.cancellation);
+  }
+}
