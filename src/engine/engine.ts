@@ -109,7 +109,8 @@ export class WorkflowEngine {
 
   /** Runs a workflow to its end. Rejects before any step runs if the definition is invalid, or if the store fails. */
   async executeWorkflow(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): Promise<WorkflowResult> {
-    const run = await this.#start(workflow, ctx, options, options.onEvent);
+    const started = this.#start(workflow, ctx, options, options.onEvent);
+    const run = started instanceof Run ? started : await started;
     return run.execute(ctx);
   }
 
@@ -183,18 +184,20 @@ export class WorkflowEngine {
     return this.#pool;
   }
 
-  async #start(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions, listener: ((event: RunEvent) => void) | undefined): Promise<Run> {
+  /** A Run ready to execute; a promise only the first time a definition version must be stored. */
+  #start(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions, listener: ((event: RunEvent) => void) | undefined): Run | Promise<Run> {
     if (!(ctx instanceof WorkflowContext)) throw new TypeError('execute: ctx must be a WorkflowContext');
     if (this.#closed) throw new Error('WorkflowEngine is closed');
     const registry = this.#registryFor(options);
     const compiled = this.#compiler.compile(workflow, registry);
     const store = this.#options.store;
     const version = `${compiled.id}@${compiled.definitionHash}`;
-    if (store !== undefined && !this.#storedDefinitions.has(version)) {
-      await store.putDefinition({ workflowId: compiled.id, hash: compiled.definitionHash, document: compiled.document, createdAt: Date.now() });
+    const run = () => this.#newRun(compiled, registry, options, listener, workflow, undefined);
+    if (store === undefined || this.#storedDefinitions.has(version)) return run();
+    return store.putDefinition({ workflowId: compiled.id, hash: compiled.definitionHash, document: compiled.document, createdAt: Date.now() }).then(() => {
       this.#storedDefinitions.add(version);
-    }
-    return this.#newRun(compiled, registry, options, listener, workflow, undefined);
+      return run();
+    });
   }
 
   #newRun(

@@ -13,7 +13,7 @@ import type { ErrorDecision, StepDefinition } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError, WorkflowDefinitionError, type StepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import type { StepLogInfo, WorkflowLogger } from '../observability/workflow-logger.ts';
-import { callUser, isLeaf, raceCancellation, type Attempt, type AttemptEnv, type AttemptOutcome, type StepOutcome, type StepScope } from './attempt-support.ts';
+import { callUser, isLeaf, type Attempt, type AttemptEnv, type AttemptOutcome, type StepOutcome, type StepScope } from './attempt-support.ts';
 import { attemptRunners, replayers } from './attempts.ts';
 import { Cancellation, cancellationError, type LinkedCancellation } from './cancellation.ts';
 import type { Clock } from './clock.ts';
@@ -253,7 +253,8 @@ export class Run implements AttemptEnv {
 
     const started = performance.now();
     const priorAttempts = recorded?.attempts ?? 0;
-    const settle = async (status: FinishedStepStatus, next: WorkflowContext, attempts: number, output?: unknown, error?: StepError, metadata?: Record<string, unknown>): Promise<StepOutcome> => {
+    // Not async: with no store to wait for, a step's end costs no extra promise turns.
+    const settle = (status: FinishedStepStatus, next: WorkflowContext, attempts: number, output?: unknown, error?: StepError, metadata?: Record<string, unknown>): StepOutcome | Promise<StepOutcome> => {
       const result: StepResultData = {
         stepId: def.id,
         path,
@@ -265,8 +266,9 @@ export class Run implements AttemptEnv {
         attempts,
         metadata: scope.metadata === undefined ? metadata : { ...metadata, ...scope.metadata },
       };
-      if (scope.deferFinish !== true) await this.#finish(result, scope.parent, false);
-      return { result, ctx: next, replayed: false };
+      const outcome: StepOutcome = { result, ctx: next, replayed: false };
+      const stored = scope.deferFinish === true ? undefined : this.#finish(result, scope.parent, false);
+      return stored === undefined ? outcome : stored.then(() => outcome);
     };
 
     for (const condition of def.conditions) {
@@ -318,9 +320,9 @@ export class Run implements AttemptEnv {
           }, timeoutMs);
     try {
       const run = attemptRunners[def.kind] as (a: Attempt<typeof def.kind>) => Promise<AttemptOutcome>;
-      const work = run({ env: this, def, ctx, path, attempt, cancellation: controller });
-      // Composites end when their children do; a leaf is abandoned at once if it ignores its signal.
-      const outcome = isLeaf(def.kind) ? await raceCancellation(work, controller, (): AttemptOutcome => ({ status: 'error', error: cancellationError(controller) })) : await work;
+      // Leaves end at their cancellation by themselves (user functions, inline tools and agents are raced
+      // against it, pool threads are terminated); composites end when their children do.
+      const outcome = await run({ env: this, def, ctx, path, attempt, cancellation: controller });
       // The step's own timer fired: its children were cancelled because of it, but the step timed out.
       return timedOut !== undefined && outcome.status === 'error' ? { ...outcome, error: timedOut } : outcome;
     } catch (err) {
@@ -342,14 +344,17 @@ export class Run implements AttemptEnv {
     return { result: recorded, ctx: def.outputKey === undefined ? next : next.withVariable(def.outputKey, recorded.output), replayed: true };
   }
 
-  /** Records a step's final result; returns once it is durable (the step is acknowledged only then). */
-  async #finish(result: StepResultData, parent: string | undefined, replayed: boolean): Promise<void> {
-    if (replayed) return;
+  /**
+   * Records a step's final result. With a store, returns a promise that settles once it is durable: the
+   * step is acknowledged (the next step starts) only then.
+   */
+  #finish(result: StepResultData, parent: string | undefined, replayed: boolean): Promise<void> | undefined {
+    if (replayed) return undefined;
     this.#emit({ type: finishedEventType[result.status], path: result.path, parent, result });
     if (this.#logSteps || result.status === 'failed') {
       this.#log((logger) => logger.logStepComplete(result.stepId, new StepResult(result), result.executionTimeMs, this.#stepInfo(result.path, result.kind, result.attempts)));
     }
-    await this.#durable();
+    return this.#deps.journal.immediate ? undefined : this.#durable();
   }
 
   #emit(event: NewRunEvent): void {
