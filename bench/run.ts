@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
 import { calibrateCountPrimes } from './cpu-work.ts';
+import { benchD1, benchD2 } from './d-durable.ts';
 import { benchE1 } from './e1-inline-steps.ts';
 import { benchE2 } from './e2-pool-dispatch.ts';
 import { benchE3 } from './e3-parallel-cpu.ts';
@@ -14,7 +15,7 @@ import { benchE4 } from './e4-event-loop.ts';
 import { detail, header, machine, tableRows, type FigureResult } from './report.ts';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, only: { type: 'string' } } });
-const only = new Set((values.only ?? 'E1,E2,E3,E4').toUpperCase().split(','));
+const only = new Set((values.only ?? 'E1,E2,E3,E4,D1,D2').toUpperCase().split(','));
 const json = values.json === true;
 // With --json, stdout carries only the JSON document.
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -37,6 +38,8 @@ if (only.has('E3') || only.has('E4')) {
   if (only.has('E3')) report(await benchE3(15, 2, cpu.limit, cpu.ms, say));
   if (only.has('E4')) report(await benchE4(7, 1, cpu.limit, say));
 }
+if (only.has('D1')) report(await benchD1(11, 2, say));
+if (only.has('D2')) report(await benchD2(9, 2, say));
 
 const seconds = (performance.now() - started) / 1000;
 const loadAtEnd = loadavg()[0]!;

@@ -19,10 +19,13 @@ export type {
   StepInfo,
   StepLike,
 } from './definition/types.ts';
-export { WorkflowEngine, executeWorkflowStream, type EngineOptions, type ExecuteOptions } from './engine/engine.ts';
+export { WorkflowEngine, executeWorkflowStream, type EngineOptions, type ExecuteOptions, type RecoveryReport } from './engine/engine.ts';
+export { MemoryRunStore } from './store/memory-store.ts';
+export { SqliteRunStore, defaultDatabasePath, type SqliteStoreOptions } from './store/sqlite-store.ts';
+export { StoreError, StoreErrorCode, type RunStore, type RunRecord, type RunQuery, type DefinitionRecord } from './store/run-store.ts';
 export { WorkflowStream } from './engine/stream.ts';
 export { StepResult, WorkflowResult } from './engine/results.ts';
-export type { RunEvent, RunStatus, StepStatus, StepResultData } from './engine/events.ts';
+export type { RunEvent, RunStatus, StepStatus, StepResultData, RunInput } from './engine/events.ts';
 export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-executor.ts';
 export { RecordingClock, systemClock, type Clock } from './engine/clock.ts';
 export { builtinTools } from './tools/builtin.ts';

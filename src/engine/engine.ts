@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import { WorkflowContext } from '../context.ts';
 import { WorkflowCompiler, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
+import { newRunId } from '../ids.ts';
 import type { WorkflowSource } from '../definition/workflow.ts';
 import { ErrorCode, stepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
@@ -37,10 +37,12 @@ export interface EngineOptions {
   readonly maxOutputBytes?: number;
   /** Times a workflow-wide error handler may answer `retry` for one step (default 3). */
   readonly maxHandlerRetries?: number;
+  /** Prune runs from the store once they have been finished this long (checked every `sweepSeconds`, default 3600). */
+  readonly retention?: { readonly finishedRunMaxAgeSeconds: number; readonly sweepSeconds?: number };
 }
 
 export interface ExecuteOptions {
-  /** Default: a random UUID. */
+  /** Default: a new time-ordered UUID (version 7). */
   readonly runId?: string;
   /** Aborting cancels the run: running tools are aborted and the run ends `cancelled`. */
   readonly signal?: AbortSignal;
@@ -76,11 +78,13 @@ export class WorkflowEngine {
   /** Definition versions already written to the store by this engine. */
   readonly #storedDefinitions = new Set<string>();
   #pool: PoolToolExecutor | undefined;
+  #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: EngineOptions = {}) {
     this.#options = options;
     this.#limits = resolveLimits(options);
+    this.#retentionTimer = this.#scheduleRetention(options.retention);
     this.#registry = {
       tools: byName(options.tools, 'tools'),
       agents: byName(options.agents, 'agents'),
@@ -168,15 +172,37 @@ export class WorkflowEngine {
     return { resumed, failed };
   }
 
+  /** Deletes runs that finished more than `olderThanSeconds` ago from the store; returns how many. */
+  async pruneFinishedRuns(olderThanSeconds: number): Promise<number> {
+    const store = this.#options.store;
+    if (store === undefined) return 0;
+    return store.pruneFinished(Date.now() - olderThanSeconds * 1000);
+  }
+
   /** The pool's current figures, or undefined before the first pool tool ran. */
   poolStats(): PoolStats | undefined {
     return this.#pool?.stats();
   }
 
+  /** Stops the pool and the retention sweep. Runs still in flight are not waited for; the store is the caller's to close. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#retentionTimer);
     await this.#executor.close();
+  }
+
+  #scheduleRetention(retention: EngineOptions['retention']): NodeJS.Timeout | undefined {
+    if (retention === undefined) return undefined;
+    const { finishedRunMaxAgeSeconds: maxAge, sweepSeconds = 3600 } = retention;
+    if (!(maxAge > 0) || !(sweepSeconds > 0) || sweepSeconds > Limits.maxTimeoutSeconds) {
+      throw new RangeError(`WorkflowEngine: retention needs finishedRunMaxAgeSeconds > 0 and sweepSeconds in (0, ${Limits.maxTimeoutSeconds}]`);
+    }
+    const sweep = () => {
+      this.pruneFinishedRuns(maxAge).catch((err: unknown) => this.#logger.logError('pruning finished runs failed', err, { runId: '-', workflowId: '-' }));
+    };
+    // A sweep must not keep the process alive on its own.
+    return setInterval(sweep, sweepSeconds * 1000).unref();
   }
 
   private pool(): PoolToolExecutor {
@@ -208,7 +234,7 @@ export class WorkflowEngine {
     source: WorkflowSource,
     history: readonly RunEvent[] | undefined,
   ): Run {
-    const runId = options.runId ?? randomUUID();
+    const runId = options.runId ?? newRunId();
     const logger = options.logger ?? source.logger ?? this.#logger;
     const onListenerError = (err: unknown) => logger.logError('onEvent listener threw', err, { runId, workflowId: compiled.id });
     const store = this.#options.store;

@@ -68,6 +68,8 @@ export class Run implements AttemptEnv {
   readonly #logSteps: boolean;
   #seq = 0;
   #journalFailure: JournalFailure | undefined;
+  /** The commit of the last top-level step's result, awaited before anything else runs. */
+  #pendingAck: Promise<void> | undefined;
 
   constructor(deps: RunDeps) {
     this.#deps = deps;
@@ -102,7 +104,8 @@ export class Run implements AttemptEnv {
           totalSteps: workflow.steps.length,
           input: { workflowId: initial.workflowId, userContext: initial.userContext, initialData: initial.initialData, variables: initial.variables, metadata: initial.metadata },
         });
-        await this.#durable();
+        // Not awaited: the start commits with the first step's events (a crash before then loses a run
+        // nobody was told about; callers that acknowledge a start wait for `durable()` themselves).
       }
       this.#log((logger) => logger.logWorkflowStart(workflow.id, initial, this.#runInfo()));
       for (const def of workflow.steps) {
@@ -151,6 +154,8 @@ export class Run implements AttemptEnv {
   /** Runs one top-level step with the workflow's error handling; `outcome` is set when the run must stop. */
   async #runTopLevel(def: StepDefinition, ctx: WorkflowContext): Promise<TopLevel> {
     const { workflow } = this.#deps;
+    // The previous top-level step is acknowledged (stored) before this one starts.
+    await this.#pendingAck;
     const scope: StepScope = { parent: undefined, prefix: undefined, cancellation: this.#root, deferFinish: true };
     let step = await this.executeStep(def, ctx, scope);
     const ownHandler = workflow.errorHandlers.get(def.id);
@@ -174,7 +179,8 @@ export class Run implements AttemptEnv {
       // Cancelled while the handler was deciding: the run was cancelled, not failed.
       result = { ...result, status: 'cancelled', error: cancellationError(this.#root) };
     }
-    await this.#finish(result, undefined, false);
+    // Its commit is awaited by whatever runs next; at the end of the run it shares the final commit.
+    this.#pendingAck = this.#finish(result, undefined, false);
     return this.#afterTopLevel(def, result, step.ctx, decision);
   }
 
@@ -224,8 +230,9 @@ export class Run implements AttemptEnv {
       return failure(stepError(ErrorCode.INVALID_DEFINITION, `error handler for ${def.id} returned an invalid step: ${message}`), failed.path);
     }
     const scope: StepScope = { parent: undefined, prefix, cancellation: this.#root, deferFinish: true, metadata: { replaces: def.id } };
+    await this.#pendingAck;
     const step = await this.executeStep(replacementDef, ctx, scope);
-    await this.#finish(step.result, undefined, step.replayed);
+    this.#pendingAck = this.#finish(step.result, undefined, step.replayed);
     switch (step.result.status) {
       case 'completed':
       case 'skipped':

@@ -10,7 +10,6 @@ interface StoredRun {
   record: RunRecord;
   readonly events: RunEvent[];
   readonly finalPaths: Set<string>;
-  finishedAt: number | undefined;
 }
 
 export class MemoryRunStore implements RunStore {
@@ -41,10 +40,9 @@ export class MemoryRunStore implements RunStore {
     if (event.type === 'run_started') {
       if (run !== undefined) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${event.runId} already exists`);
       run = {
-        record: { runId: event.runId, workflowId: event.workflowId, definitionHash: event.definitionHash, status: 'running', createdAt: event.at, updatedAt: event.at, lastSeq: 0 },
+        record: { runId: event.runId, workflowId: event.workflowId, definitionHash: event.definitionHash, status: 'running', createdAt: event.at, finishedAt: undefined, lastSeq: 0 },
         events: [],
         finalPaths: new Set(),
-        finishedAt: undefined,
       };
       this.#runs.set(event.runId, run);
     }
@@ -59,8 +57,8 @@ export class MemoryRunStore implements RunStore {
     }
     run.events.push(event);
     const status = runStatusAfter(run.record.status, event);
-    run.record = { ...run.record, status, updatedAt: event.at, lastSeq: event.seq };
-    if (isFinished(status) && run.finishedAt === undefined) run.finishedAt = event.at;
+    const finishedAt = run.record.finishedAt ?? (isFinished(status) ? event.at : undefined);
+    run.record = { ...run.record, status, finishedAt, lastSeq: event.seq };
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<RunEvent[]> {
@@ -88,7 +86,7 @@ export class MemoryRunStore implements RunStore {
   async pruneFinished(finishedBefore: number): Promise<number> {
     let pruned = 0;
     for (const [runId, run] of this.#runs) {
-      if (run.finishedAt !== undefined && run.finishedAt < finishedBefore) {
+      if (run.record.finishedAt !== undefined && run.record.finishedAt < finishedBefore) {
         this.#runs.delete(runId);
         pruned += 1;
       }

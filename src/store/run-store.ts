@@ -12,7 +12,7 @@ export interface RunRecord {
   readonly definitionHash: string;
   readonly status: RunStatus;
   readonly createdAt: number;
-  readonly updatedAt: number;
+  readonly finishedAt: number | undefined;
   /** Seq of the last event stored. */
   readonly lastSeq: number;
 }

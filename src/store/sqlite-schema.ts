@@ -13,33 +13,28 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (workflow_id, hash)
   ) WITHOUT ROWID;
 
+  -- Written twice per run (start, finish), not per step: a step's commit touches only the event log.
   CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,
     workflow_id     TEXT NOT NULL,
     definition_hash TEXT NOT NULL,
     status          TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
-    finished_at     INTEGER,
-    last_seq        INTEGER NOT NULL
+    finished_at     INTEGER
   );
   CREATE INDEX runs_by_status ON runs (status, created_at);
   CREATE INDEX runs_by_workflow ON runs (workflow_id, created_at);
   CREATE INDEX runs_by_finish ON runs (finished_at) WHERE finished_at IS NOT NULL;
 
-  CREATE TABLE events (
+  -- A run's whole log in one B-tree: its events (key 'e' + 12-digit seq) and, beside them, one marker per
+  -- final step result (key 'r/' + step path, body the seq of the event that recorded it). The primary
+  -- key makes a second result for a path fail, and a step's event and marker land in the same page, so
+  -- a step's commit writes one page, not one per table.
+  CREATE TABLE run_log (
     run_id TEXT NOT NULL,
-    seq    INTEGER NOT NULL,
+    key    TEXT NOT NULL,
     body   TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-  ) WITHOUT ROWID;
-
-  -- A step's final result (completed or skipped) is recorded once: a second one is a bug, and fails.
-  CREATE TABLE step_results (
-    run_id TEXT NOT NULL,
-    path   TEXT NOT NULL,
-    seq    INTEGER NOT NULL,
-    PRIMARY KEY (run_id, path)
+    PRIMARY KEY (run_id, key)
   ) WITHOUT ROWID;
   `,
 ];

@@ -17,9 +17,12 @@ import { finalResultPath, runStatusAfter } from './event-facts.ts';
 import { isFinished, StoreError, StoreErrorCode, type DefinitionRecord, type RunQuery, type RunRecord, type RunStore } from './run-store.ts';
 import { migrations, schemaVersion } from './sqlite-schema.ts';
 
+/** Where the coordinator keeps its runs unless told otherwise. */
+export const defaultDatabasePath = './data/jaf-workflows.db';
+
 export interface SqliteStoreOptions {
-  /** The database file; its directory is created if missing. */
-  readonly path: string;
+  /** The database file; its directory is created if missing. Default `./data/jaf-workflows.db`. */
+  readonly path?: string;
   /** FULL (default) or NORMAL; see the module comment for what survives what. */
   readonly synchronous?: 'FULL' | 'NORMAL';
   /** Flush once this many events are waiting, without waiting for the end of the turn. Default 2048. */
@@ -44,9 +47,15 @@ interface RunRow {
   definition_hash: string;
   status: string;
   created_at: number;
-  updated_at: number;
-  last_seq: number;
+  finished_at: number | null;
+  last_seq: number | null;
 }
+
+/** A run row with its last seq, which the log (not the row) holds. */
+const runColumns = "runs.*, (SELECT CAST(substr(MAX(key), 2) AS INTEGER) FROM run_log WHERE run_log.run_id = runs.run_id AND key < 'f') AS last_seq";
+
+/** Log keys: events sort by seq, result markers after them (see the schema). */
+const eventKey = (seq: number) => `e${String(seq).padStart(12, '0')}`;
 
 export class SqliteRunStore implements RunStore {
   readonly location: string;
@@ -70,16 +79,15 @@ export class SqliteRunStore implements RunStore {
     this.#maxBatchEvents = options.maxBatchEvents ?? 2048;
     this.#maxDelayMs = options.maxDelayMs ?? 0;
     this.#statements = {
-      insertEvent: db.prepare('INSERT INTO events (run_id, seq, body) VALUES (?, ?, ?)'),
-      insertResult: db.prepare('INSERT INTO step_results (run_id, path, seq) VALUES (?, ?, ?)'),
-      insertRun: db.prepare(
-        'INSERT INTO runs (run_id, workflow_id, definition_hash, status, created_at, updated_at, last_seq) VALUES (?, ?, ?, ?, ?, ?, 0)',
-      ),
-      updateRun: db.prepare('UPDATE runs SET status = ?, updated_at = ?, last_seq = ?, finished_at = COALESCE(finished_at, ?) WHERE run_id = ?'),
-      lastSeq: db.prepare('SELECT last_seq FROM runs WHERE run_id = ?').pluck(),
-      getRun: db.prepare('SELECT * FROM runs WHERE run_id = ?'),
-      readEvents: db.prepare('SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq').pluck(),
-      unfinished: db.prepare("SELECT * FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, run_id"),
+      insertEvent: db.prepare('INSERT INTO run_log (run_id, key, body) VALUES (?, ?, ?)'),
+      insertResult: db.prepare("INSERT INTO run_log (run_id, key, body) VALUES (?, 'r/' || ?, ?)"),
+      insertRun: db.prepare('INSERT INTO runs (run_id, workflow_id, definition_hash, status, created_at) VALUES (?, ?, ?, ?, ?)'),
+      finishRun: db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?'),
+      runExists: db.prepare('SELECT 1 FROM runs WHERE run_id = ?').pluck(),
+      lastSeq: db.prepare("SELECT CAST(substr(MAX(key), 2) AS INTEGER) FROM run_log WHERE run_id = ? AND key < 'f'").pluck(),
+      getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
+      readEvents: db.prepare("SELECT body FROM run_log WHERE run_id = ? AND key > ? AND key < 'f' ORDER BY key").pluck(),
+      unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, run_id`),
       putDefinition: db.prepare('INSERT OR IGNORE INTO definitions (workflow_id, hash, document, created_at) VALUES (?, ?, ?, ?)'),
       getDefinition: db.prepare('SELECT * FROM definitions WHERE workflow_id = ? AND hash = ?'),
     };
@@ -87,8 +95,8 @@ export class SqliteRunStore implements RunStore {
   }
 
   /** Opens (creating if needed) and migrates the database. Fails with a StoreError naming the file. */
-  static open(options: SqliteStoreOptions): SqliteRunStore {
-    const location = resolve(options.path);
+  static open(options: SqliteStoreOptions = {}): SqliteRunStore {
+    const location = resolve(options.path ?? defaultDatabasePath);
     try {
       mkdirSync(dirname(location), { recursive: true });
     } catch (err) {
@@ -144,7 +152,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<RunEvent[]> {
-    return (this.#statements.readEvents.all(runId, afterSeq) as string[]).map((body) => JSON.parse(body) as RunEvent);
+    return (this.#statements.readEvents.all(runId, eventKey(afterSeq)) as string[]).map((body) => JSON.parse(body) as RunEvent);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -167,7 +175,7 @@ export class SqliteRunStore implements RunStore {
       where.push('(created_at < ? OR (created_at = ? AND run_id < ?))');
       params.push(query.before.createdAt, query.before.createdAt, query.before.runId);
     }
-    const sql = `SELECT * FROM runs ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, run_id DESC LIMIT ?`;
+    const sql = `SELECT ${runColumns} FROM runs ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, run_id DESC LIMIT ?`;
     return (this.#db.prepare(sql).all(...params, query.limit) as RunRow[]).map(toRecord);
   }
 
@@ -179,8 +187,7 @@ export class SqliteRunStore implements RunStore {
     return this.#run('prune finished runs', () =>
       this.#db.transaction(() => {
         const doomed = 'SELECT run_id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?';
-        this.#db.prepare(`DELETE FROM events WHERE run_id IN (${doomed})`).run(finishedBefore);
-        this.#db.prepare(`DELETE FROM step_results WHERE run_id IN (${doomed})`).run(finishedBefore);
+        this.#db.prepare(`DELETE FROM run_log WHERE run_id IN (${doomed})`).run(finishedBefore);
         return this.#db.prepare('DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?').run(finishedBefore).changes;
       })(),
     );
@@ -229,36 +236,37 @@ export class SqliteRunStore implements RunStore {
     for (const pending of batch) pending.resolve();
   }
 
-  /** Inside the batch's transaction: events, final results, and each run's row once. */
+  /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
   #write(batch: readonly PendingAppend[]): void {
     const s = this.#statements;
-    const touched = new Map<string, { status: RunStatus; at: number; seq: number; finishedAt: number | null }>();
+    const seqs = new Map<string, number>();
+    const finished = new Set<string>();
     for (const { events } of batch) {
       for (const event of events) {
         const runId = event.runId;
-        let last = touched.get(runId);
+        let last = seqs.get(runId) ?? this.#lastSeq.get(runId);
         if (event.type === 'run_started') {
-          s.insertRun.run(runId, event.workflowId, event.definitionHash, 'running', event.at, event.at);
-          last = { status: 'running', at: event.at, seq: 0, finishedAt: null };
+          s.insertRun.run(runId, event.workflowId, event.definitionHash, 'running', event.at);
+          last = 0;
         } else if (last === undefined) {
-          const seq = this.#lastSeq.get(runId) ?? (s.lastSeq.get(runId) as number | undefined);
-          if (seq === undefined) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `event seq ${event.seq} for unknown run ${runId}`);
-          last = { status: 'running', at: event.at, seq, finishedAt: null };
+          if (s.runExists.get(runId) === undefined) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `event seq ${event.seq} for unknown run ${runId}`);
+          last = (s.lastSeq.get(runId) as number | null) ?? 0;
         }
-        if (event.seq !== last.seq + 1) {
-          throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId}: event seq ${event.seq} after ${last.seq}`);
-        }
-        s.insertEvent.run(runId, event.seq, JSON.stringify(event));
+        if (event.seq !== last + 1) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId}: event seq ${event.seq} after ${last}`);
+        s.insertEvent.run(runId, eventKey(event.seq), JSON.stringify(event));
         const path = finalResultPath(event);
-        if (path !== undefined) s.insertResult.run(runId, path, event.seq);
-        const status = runStatusAfter(last.status, event);
-        touched.set(runId, { status, at: event.at, seq: event.seq, finishedAt: isFinished(status) ? (last.finishedAt ?? event.at) : null });
+        if (path !== undefined) s.insertResult.run(runId, path, String(event.seq));
+        const status = runStatusAfter('running', event);
+        if (isFinished(status)) {
+          s.finishRun.run(status, event.at, runId);
+          finished.add(runId);
+        }
+        seqs.set(runId, event.seq);
       }
     }
-    for (const [runId, run] of touched) {
-      s.updateRun.run(run.status, run.at, run.seq, run.finishedAt, runId);
-      if (isFinished(run.status)) this.#lastSeq.delete(runId);
-      else this.#lastSeq.set(runId, run.seq);
+    for (const [runId, seq] of seqs) {
+      if (finished.has(runId)) this.#lastSeq.delete(runId);
+      else this.#lastSeq.set(runId, seq);
     }
   }
 
@@ -290,8 +298,8 @@ function toRecord(row: RunRow): RunRecord {
     definitionHash: row.definition_hash,
     status: row.status as RunStatus,
     createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    lastSeq: row.last_seq,
+    finishedAt: row.finished_at ?? undefined,
+    lastSeq: row.last_seq ?? 0,
   };
 }
 

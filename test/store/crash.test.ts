@@ -76,7 +76,7 @@ describe('crash recovery (SIGKILL at random points)', () => {
     let killed = 0;
     let resumedTotal = 0;
     for (let k = 0; k < KILLS; k++) {
-      const run = await runChild(db, ledger, 20 + Math.floor(random() * 230));
+      const run = await runChild(db, ledger, 10 + Math.floor(random() * 150));
       if (run.signal === 'SIGKILL') killed += 1;
       else expect(run.code, run.stderr).toBe(0);
       resumedTotal += Number(/resumed=(\d+)/.exec(run.stdout)?.[1] ?? 0);
@@ -94,12 +94,12 @@ describe('crash recovery (SIGKILL at random points)', () => {
       const statuses = store.prepare('SELECT status, count(*) AS n FROM runs GROUP BY status').all();
       expect(statuses).toEqual([{ status: 'completed', n: RUNS }]);
       // Exactly one recorded result per step path.
-      expect(store.prepare('SELECT count(*) FROM step_results').pluck().get()).toBe(RUNS * STEPS);
-      const perRun = store.prepare('SELECT count(DISTINCT path) FROM step_results GROUP BY run_id').pluck().all() as number[];
+      expect(store.prepare("SELECT count(*) FROM run_log WHERE key >= 'r/'").pluck().get()).toBe(RUNS * STEPS);
+      const perRun = store.prepare("SELECT count(DISTINCT key) FROM run_log WHERE key >= 'r/' GROUP BY run_id").pluck().all() as number[];
       expect(new Set(perRun)).toEqual(new Set([STEPS]));
 
       const committed = new Map<string, number>();
-      const bodies = store.prepare("SELECT body FROM events WHERE body LIKE '%\"type\":\"step_completed\"%'").pluck().all() as string[];
+      const bodies = store.prepare("SELECT body FROM run_log WHERE key < 'f' AND body LIKE '%\"type\":\"step_completed\"%'").pluck().all() as string[];
       for (const body of bodies) {
         const event = JSON.parse(body) as RunEvent & { type: 'step_completed'; path: string; result: { output: unknown; attempts: number } };
         const step = Number(event.path.slice(1));

@@ -72,7 +72,7 @@ describe('durable runs', () => {
     expect(events[0]).toMatchObject({ input: { workflowId: 'order-1', initialData: { order: 7 }, userContext: { tenant: 't1' } } });
     await store.close();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare('SELECT path FROM step_results WHERE run_id = ? ORDER BY path').pluck().all('r1')).toEqual(['a', 'b']);
+    expect(db.prepare("SELECT substr(key, 3) FROM run_log WHERE run_id = ? AND key >= 'r/' ORDER BY key").pluck().all('r1')).toEqual(['a', 'b']);
     const run = db.prepare('SELECT * FROM runs WHERE run_id = ?').get('r1') as { status: string; definition_hash: string };
     expect(run.status).toBe('completed');
     expect(db.prepare('SELECT count(*) FROM definitions WHERE hash = ?').pluck().get(run.definition_hash)).toBe(1);
@@ -198,5 +198,21 @@ describe('durable runs', () => {
     const events = await store.readEvents('r-orphan');
     expect(events.at(-1)).toMatchObject({ type: 'run_failed', error: { code: 'DEFINITION_NOT_REGISTERED' } });
     expect((await store.unfinishedRuns()).length).toBe(0);
+  });
+});
+
+describe('retention', () => {
+  it('prunes runs finished longer ago than the configured age, and keeps the rest', async () => {
+    const store = new MemoryRunStore();
+    const { work } = ledgerTools();
+    const wf = new WorkflowBuilder('kept').addStep(new ToolStep('a', work, { n: 1 })).build();
+    const engine = new WorkflowEngine({ tools: [work], store, logger: quietLogger() });
+    await engine.executeWorkflow(wf, ctx(), { runId: 'finished' });
+    expect(await engine.pruneFinishedRuns(3600)).toBe(0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await engine.pruneFinishedRuns(0.01)).toBe(1);
+    expect(await store.getRun('finished')).toBeUndefined();
+    expect(() => new WorkflowEngine({ retention: { finishedRunMaxAgeSeconds: 0 } })).toThrow(/retention/);
+    await engine.close();
   });
 });

@@ -21,3 +21,15 @@ describe('retry policy', () => {
     expect(shouldRetry({ ...retryable, retryable: false }, policy, 1)).toBe(false);
   });
 });
+
+describe('run ids', () => {
+  it('are UUIDv7: time-ordered, unique, well-formed', async () => {
+    const { newRunId } = await import('../../src/ids.ts');
+    const a = newRunId(1_700_000_000_000);
+    const b = newRunId(1_700_000_000_001);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(a < b).toBe(true);
+    expect(a.slice(0, 13)).toBe('018bcfe5-6800');
+    expect(new Set(Array.from({ length: 1000 }, () => newRunId())).size).toBe(1000);
+  });
+});
