@@ -9,7 +9,7 @@
  * crash and a power loss (if the disk honours fsync). NORMAL fsyncs only at WAL checkpoints: a process
  * crash loses nothing, a power loss may lose the last commits.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
@@ -101,6 +101,18 @@ export class SqliteRunStore implements RunStore {
       mkdirSync(dirname(location), { recursive: true });
     } catch (err) {
       throw new StoreError(StoreErrorCode.STORE_OPEN_FAILED, `cannot create the directory of ${location}: ${(err as Error).message}`, { cause: err });
+    }
+    // SQLite would open a file it cannot write read-only and fail later with a vague I/O error.
+    for (const [path, what] of [
+      [location, 'the database file'],
+      [dirname(location), 'its directory (the WAL lives beside it)'],
+    ] as const) {
+      if (!existsSync(path)) continue;
+      try {
+        accessSync(path, constants.W_OK);
+      } catch (err) {
+        throw new StoreError(StoreErrorCode.STORE_READ_ONLY, `${location} is read-only: ${what} is not writable (${(err as NodeJS.ErrnoException).code})`, { cause: err });
+      }
     }
     let db: Database.Database | undefined;
     try {

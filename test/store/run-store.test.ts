@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -153,5 +154,21 @@ describe('SqliteRunStore', () => {
     expect(await reopened.readEvents('kept')).toHaveLength(2);
     expect((await reopened.readEvents('too_big')).map((e) => e.type)).toEqual(['run_started']);
     await reopened.close();
+  });
+});
+
+describe('SqliteRunStore on a read-only file', () => {
+  it('fails to start with STORE_READ_ONLY, naming the file', async () => {
+    const path = join(tempDir(), 'readonly.db');
+    await (SqliteRunStore.open({ path })).close();
+    // Root ignores file modes, so the file is made immutable instead (chattr); chmod covers other users.
+    const immutable = spawnSync('chattr', ['+i', path]).status === 0;
+    if (!immutable) chmodSync(path, 0o444);
+    try {
+      expect(() => SqliteRunStore.open({ path })).toThrow(expect.objectContaining({ code: 'STORE_READ_ONLY', message: expect.stringContaining(path) }));
+    } finally {
+      if (immutable) spawnSync('chattr', ['-i', path]);
+      else chmodSync(path, 0o644);
+    }
   });
 });
