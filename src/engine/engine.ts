@@ -77,6 +77,8 @@ export class WorkflowEngine {
   readonly #registered = new Map<string, WorkflowSource>();
   /** Definition versions already written to the store by this engine. */
   readonly #storedDefinitions = new Set<string>();
+  /** Runs this engine is executing: recovery must not start a second copy of one. */
+  readonly #active = new Set<string>();
   #pool: PoolToolExecutor | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -115,7 +117,7 @@ export class WorkflowEngine {
   async executeWorkflow(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): Promise<WorkflowResult> {
     const started = this.#start(workflow, ctx, options, options.onEvent);
     const run = started instanceof Run ? started : await started;
-    return run.execute(ctx);
+    return this.#track(run, ctx);
   }
 
   /** Runs a workflow, yielding each top-level StepResult as it completes; `stream.result` gives the WorkflowResult. */
@@ -137,7 +139,7 @@ export class WorkflowEngine {
         }
       };
       run = await this.#start(workflow, ctx, { ...options, signal: caller === undefined ? signal : AbortSignal.any([caller, signal]) }, listener);
-      return run.execute(ctx);
+      return this.#track(run, ctx);
     });
   }
 
@@ -152,6 +154,7 @@ export class WorkflowEngine {
     const resumed: { runId: string; result: Promise<WorkflowResult> }[] = [];
     const failed: { runId: string; workflowId: string; definitionHash: string }[] = [];
     for (const record of await store.unfinishedRuns()) {
+      if (this.#active.has(record.runId)) continue;
       const source = this.#registered.get(`${record.workflowId}@${record.definitionHash}`);
       if (source === undefined) {
         const error = stepError(
@@ -167,7 +170,7 @@ export class WorkflowEngine {
       const ctx = new WorkflowContext({ ...start.input, workflowId: start.input.workflowId });
       const compiled = this.#compiler.compile(source, this.#registry);
       const run = this.#newRun(compiled, this.#registry, { runId: record.runId }, undefined, source, history);
-      resumed.push({ runId: record.runId, result: run.execute(ctx) });
+      resumed.push({ runId: record.runId, result: this.#track(run, ctx) });
     }
     return { resumed, failed };
   }
@@ -208,6 +211,15 @@ export class WorkflowEngine {
   private pool(): PoolToolExecutor {
     this.#pool ??= new PoolToolExecutor(this.#options.pool, (err) => this.#logger.logError('tool pool error', err, { runId: '-', workflowId: '-' }));
     return this.#pool;
+  }
+
+  async #track(run: Run, ctx: WorkflowContext): Promise<WorkflowResult> {
+    this.#active.add(run.runId);
+    try {
+      return await run.execute(ctx);
+    } finally {
+      this.#active.delete(run.runId);
+    }
   }
 
   /** A Run ready to execute; a promise only the first time a definition version must be stored. */
