@@ -6,7 +6,7 @@ import type { ModelProvider } from '../agents/model-provider.ts';
 import type { WorkflowContext } from '../context.ts';
 import type { StepDefinition, StepDefinitionOf, StepKind } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError, type StepError } from '../errors.ts';
-import { cancellationError, type Cancellation } from './cancellation.ts';
+import { cancellationError, raceCancellation, type Cancellation } from './cancellation.ts';
 import type { StepResultData } from './events.ts';
 import type { ToolExecutor } from './executor.ts';
 
@@ -81,31 +81,10 @@ export function callUser<T>(fn: () => T | Promise<T>, what: string, path: string
   } catch (err) {
     return Promise.resolve(failed(err));
   }
-  if (!(produced instanceof Promise)) return Promise.resolve({ ok: true, value: produced });
+  if (typeof (produced as PromiseLike<T> | null)?.then !== 'function') return Promise.resolve({ ok: true, value: produced as T });
   return raceCancellation(
-    produced.then((value): Evaluated<T> => ({ ok: true, value }), failed),
+    Promise.resolve(produced).then((value): Evaluated<T> => ({ ok: true, value }), failed),
     cancellation,
     (): Evaluated<T> => ({ ok: false, error: cancellationError(cancellation) }),
   );
-}
-
-/** Settles with `work`, or with `onAbort()` as soon as the cancellation fires, whichever comes first. */
-export function raceCancellation<T>(work: Promise<T>, cancellation: Cancellation, onAbort: () => T): Promise<T> {
-  if (cancellation.aborted) {
-    work.catch(() => {});
-    return Promise.resolve(onAbort());
-  }
-  return new Promise<T>((resolve, reject) => {
-    const unsubscribe = cancellation.onAbort(() => resolve(onAbort()));
-    work.then(
-      (value) => {
-        unsubscribe();
-        resolve(value);
-      },
-      (err: unknown) => {
-        unsubscribe();
-        reject(err);
-      },
-    );
-  });
 }

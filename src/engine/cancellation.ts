@@ -131,3 +131,24 @@ function noop(): void {}
 export function cancellationError(cancellation: Cancellation): StepError {
   return cancellation.reason ?? stepError(ErrorCode.CANCELLED, 'step cancelled');
 }
+
+/** Settles with `work`, or with `onAbort()` as soon as the cancellation fires, whichever comes first. */
+export function raceCancellation<T, U>(work: PromiseLike<T>, cancellation: Cancellation, onAbort: () => U): Promise<T | U> {
+  if (cancellation.aborted) {
+    work.then(undefined, () => {});
+    return Promise.resolve(onAbort());
+  }
+  return new Promise<T | U>((resolve, reject) => {
+    const unsubscribe = cancellation.onAbort(() => resolve(onAbort()));
+    work.then(
+      (value) => {
+        unsubscribe();
+        resolve(value);
+      },
+      (err: unknown) => {
+        unsubscribe();
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,6 +1,6 @@
 import { ErrorCode, isStepError, stepError, toStepError, type StepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
-import { cancellationError, type Cancellation } from './cancellation.ts';
+import { cancellationError, raceCancellation, type Cancellation } from './cancellation.ts';
 import { encodeOutput, idempotencyKey, type ToolContext } from './worker-protocol.ts';
 
 /** One call of one tool, as the engine asks for it. */
@@ -42,7 +42,7 @@ export async function runInline(invocation: ToolInvocation): Promise<InvocationO
   let produced: unknown;
   try {
     const pending = tool.execution.execute(invocation.args, new InlineToolContext(invocation));
-    produced = isPromiseLike(pending) ? await raceCancellation(pending, cancellation) : pending;
+    produced = isPromiseLike(pending) ? await raceCancellation(pending, cancellation, () => undefined) : pending;
   } catch (err) {
     return { kind: 'error', error: cancellation.aborted ? cancellationError(cancellation) : toStepError(err) };
   }
@@ -78,22 +78,4 @@ class InlineToolContext implements ToolContext {
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
-}
-
-const aborted = Symbol('aborted');
-
-function raceCancellation<T>(pending: PromiseLike<T>, cancellation: Cancellation): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const unsubscribe = cancellation.onAbort(() => reject(aborted));
-    pending.then(
-      (value) => {
-        unsubscribe();
-        resolve(value);
-      },
-      (err: unknown) => {
-        unsubscribe();
-        reject(err);
-      },
-    );
-  });
 }

@@ -1,11 +1,11 @@
 /** Attempts of the leaf kinds: a tool call, and an agent's tool-calling loop. */
 import type { Agent } from '../agents/agent.ts';
-import { runAgent, type AgentRunOutcome } from '../agents/run-agent.ts';
+import { runAgent } from '../agents/run-agent.ts';
 import { noRetry, type ToolStepDefinition, type ValueSource } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
-import { callUser, raceCancellation, type Attempt, type AttemptOutcome, type Evaluated } from './attempt-support.ts';
-import { cancellationError } from './cancellation.ts';
+import { callUser, type Attempt, type AttemptOutcome, type Evaluated } from './attempt-support.ts';
+import { cancellationError, raceCancellation } from './cancellation.ts';
 import type { InvocationOutcome } from './executor.ts';
 import { encodeOutput } from './worker-protocol.ts';
 
@@ -81,7 +81,7 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
       return status === 'completed' ? { kind: 'ok', output, outputJson: undefined } : { kind: 'error', error: error ?? cancellationError(a.cancellation) };
     },
   });
-  const outcome = await raceCancellation<AgentRunOutcome | { readonly aborted: true }>(agentRun, a.cancellation, () => ({ aborted: true }));
+  const outcome = await raceCancellation(agentRun, a.cancellation, (): { readonly aborted: true } => ({ aborted: true }));
   if ('aborted' in outcome) return { status: 'error', error: cancellationError(a.cancellation) };
   const metadata = { usage: outcome.usage };
   if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };
