@@ -21,6 +21,10 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
   });
   // The engine's pool options that bear on dispatch: thread counts and one task per thread at a time.
   const raw = new Piscina({ filename: noopUrl.href, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: 1 });
+  // The same pool as the engine configures it (atomics 'async'), each task carrying an abort signal as the
+  // engine's do: separates what preemptible tasks cost in Piscina from the engine's own bookkeeping.
+  const abortable = new Piscina({ filename: noopUrl.href, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: 1, atomics: 'async' });
+  const quietSignal = () => ({ aborted: false, addEventListener() {}, removeEventListener() {} });
   const wf = new WorkflowBuilder('e2').addStep(new ToolStep('noop', 'noop')).build();
   // Secondary: 4-step runs, to show how much of the gap is per-run rather than per-step cost.
   const fourSteps = new WorkflowBuilder('e2-four');
@@ -31,6 +35,7 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
   const engineRate: number[] = [];
   const rawRate: number[] = [];
   const fourStepRate: number[] = [];
+  const abortableRate: number[] = [];
   try {
     for (let round = 0; round < warmup + rounds; round++) {
       const runEngine = () => withConcurrency(perRound, inFlight, async () => expectCompleted(await engine.executeWorkflow(wf, ctx)));
@@ -46,14 +51,16 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
         engineMs = await timeMs(runEngine);
       }
       const fourMs = await timeMs(() => withConcurrency(perRound / 4, inFlight, async () => expectCompleted(await engine.executeWorkflow(wf4, ctx))));
+      const abortableMs = await timeMs(() => withConcurrency(perRound, inFlight, async () => void (await abortable.run({}, { signal: quietSignal() }))));
       if (round < warmup) continue;
+      abortableRate.push(perRound / (abortableMs / 1000));
       fourStepRate.push(perRound / (fourMs / 1000));
       engineRate.push(perRound / (engineMs / 1000));
       rawRate.push(perRound / (rawMs / 1000));
       progress(`  E2 round ${round - warmup + 1}/${rounds}: engine ${engineRate.at(-1)!.toFixed(0)} steps/s, raw Piscina ${rawRate.at(-1)!.toFixed(0)} tasks/s`);
     }
   } finally {
-    await Promise.all([engine.close(), raw.destroy()]);
+    await Promise.all([engine.close(), raw.destroy(), abortable.destroy()]);
   }
 
   const figure = summarize(engineRate);
@@ -70,6 +77,7 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
     notes: [
       `per step: engine ${(1e6 / figure.median).toFixed(1)} µs, raw ${(1e6 / summarize(rawRate).median).toFixed(1)} µs of wall time`,
       `4-step runs, ${inFlight} in flight: ${fmtSummary(summarize(fourStepRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(fourStepRate, rawRate)), '×')}`,
+      `raw Piscina configured as the engine's pool (atomics 'async', a signal per task): ${fmtSummary(summarize(abortableRate), 'tasks/s')}; / raw: ${fmtSummary(summarize(pairedRatios(abortableRate, rawRate)), '×')}; engine / it: ${fmtSummary(summarize(pairedRatios(engineRate, abortableRate)), '×')}`,
     ],
   };
 }
