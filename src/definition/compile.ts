@@ -6,7 +6,7 @@ import { Agent } from '../agents/agent.ts';
 import { WorkflowDefinitionError, type DefinitionIssue } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { Tool } from '../tools/tool.ts';
-import { fingerprint, type Fingerprint } from './fingerprint.ts';
+import { fingerprint } from './fingerprint.ts';
 import { assertNever, sameItems, type StepDefinition, type StepLike, type WorkflowDefinition } from './types.ts';
 import type { WorkflowSource } from './workflow.ts';
 
@@ -31,9 +31,9 @@ interface CompiledSteps {
   readonly steps: readonly StepDefinition[];
   readonly topLevelIds: ReadonlySet<string>;
   readonly stepCount: number;
-  /** The handlers the fingerprint was computed with, by identity. */
+  /** What the last result was built from, by identity: handlers, name, description. */
   handlers: readonly unknown[];
-  fingerprint: Fingerprint | undefined;
+  result: CompiledWorkflow | undefined;
 }
 
 /**
@@ -55,7 +55,7 @@ export class WorkflowCompiler {
     if (compiled === undefined || compiled.registry !== registry || !sameItems(compiled.given, given) || issues.length > 0) {
       const walker = new Walker(registry, issues);
       const steps = Object.freeze(given.map((def) => walker.check(def, undefined, 1)));
-      compiled = { registry, given, steps, topLevelIds: new Set(steps.map((s) => s.id)), stepCount: walker.count, handlers: [], fingerprint: undefined };
+      compiled = { registry, given, steps, topLevelIds: new Set(steps.map((s) => s.id)), stepCount: walker.count, handlers: [], result: undefined };
       if (issues.length === 0) this.#cache.set(source, compiled);
     }
     for (const stepId of source.errorHandlers.keys()) {
@@ -64,12 +64,11 @@ export class WorkflowCompiler {
       }
     }
     if (issues.length > 0) throw new WorkflowDefinitionError(issues);
-    const handlers = [source.globalErrorHandler, ...[...source.errorHandlers].flat()];
-    if (compiled.fingerprint === undefined || !sameItems(compiled.handlers, handlers)) {
-      compiled.fingerprint = fingerprint(source.id, compiled.steps, source.errorHandlers, source.globalErrorHandler);
-      compiled.handlers = handlers;
-    }
-    return {
+    const handlers = [source.globalErrorHandler, source.name, source.description, ...[...source.errorHandlers].flat()];
+    if (compiled.result !== undefined && sameItems(compiled.handlers, handlers)) return compiled.result;
+    const print = fingerprint(source.id, compiled.steps, source.errorHandlers, source.globalErrorHandler);
+    compiled.handlers = handlers;
+    compiled.result = Object.freeze({
       id: source.id,
       name: source.name,
       description: source.description,
@@ -77,9 +76,10 @@ export class WorkflowCompiler {
       errorHandlers: new Map(source.errorHandlers),
       globalErrorHandler: source.globalErrorHandler,
       stepCount: compiled.stepCount,
-      definitionHash: compiled.fingerprint.hash,
-      document: compiled.fingerprint.document,
-    };
+      definitionHash: print.hash,
+      document: print.document,
+    });
+    return compiled.result;
   }
 }
 

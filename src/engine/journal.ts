@@ -57,6 +57,10 @@ export class StoreJournal implements RunJournal {
     const stored = this.store.append([event]);
     // The store commits a run's appends in order, so the last one settling means all have.
     this.#last = stored;
+    if (this.listener === undefined) {
+      stored.catch(() => {}); // durable() reports the failure; this keeps it from also being "unhandled"
+      return;
+    }
     stored.then(
       () => {
         if (this.listener === undefined) return;

@@ -70,6 +70,7 @@ export class Run implements AttemptEnv {
   #journalFailure: JournalFailure | undefined;
   /** The commit of the last top-level step's result, awaited before anything else runs. */
   #pendingAck: Promise<void> | undefined;
+  readonly #topScope: StepScope;
 
   constructor(deps: RunDeps) {
     this.#deps = deps;
@@ -82,6 +83,7 @@ export class Run implements AttemptEnv {
     this.#seq = this.projection.lastSeq;
     // The caller's signal cancels the whole run.
     this.#root = Cancellation.fromSignal(deps.signal, () => stepError(ErrorCode.CANCELLED, 'run cancelled'));
+    this.#topScope = { parent: undefined, prefix: undefined, cancellation: this.#root, deferFinish: true };
     this.#logSteps = deps.logger.observesSteps();
   }
 
@@ -156,7 +158,7 @@ export class Run implements AttemptEnv {
     const { workflow } = this.#deps;
     // The previous top-level step is acknowledged (stored) before this one starts.
     await this.#pendingAck;
-    const scope: StepScope = { parent: undefined, prefix: undefined, cancellation: this.#root, deferFinish: true };
+    const scope = this.#topScope;
     let step = await this.executeStep(def, ctx, scope);
     const ownHandler = workflow.errorHandlers.get(def.id);
     if (step.replayed) return this.#afterTopLevel(def, step.result, step.ctx, step.result.metadata?.errorHandling as ErrorDecision | undefined);
