@@ -4,6 +4,17 @@
 export { WorkflowContext, type WorkflowContextInit, type LoopPosition, type Variables } from './context.ts';
 export { Workflow, type WorkflowSource } from './definition/workflow.ts';
 export { WorkflowBuilder } from './definition/builder.ts';
+export {
+  parseWorkflowDocument,
+  compileWorkflowDocument,
+  workflowDocumentSchema,
+  workflowSchemaJson,
+  WORKFLOW_SCHEMA_ID,
+  type DocumentOptions,
+  type DocumentFormat,
+  type WorkflowDocument,
+  type StepDocument,
+} from './definition/declarative/index.ts';
 export { WorkflowStep, ToolStep, AgentStep, ConditionalStep, ParallelStep, LoopStep, type RetryOptions } from './definition/steps.ts';
 export type {
   StepDefinition,

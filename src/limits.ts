@@ -30,4 +30,14 @@ export const Limits = {
   defaultAgentMaxTurns: 20,
   /** Tasks waiting for a pool thread before new ones fail with POOL_QUEUE_FULL. */
   defaultPoolMaxQueue: 4096,
+  /** Bytes of a declarative workflow document (YAML or JSON text). */
+  maxDefinitionBytes: 1024 * 1024,
+  /** Nesting of objects and arrays in a declarative document (steps nest about three levels each). */
+  maxDocumentDepth: 128,
+  /** Characters of one CEL expression in a declarative document. */
+  maxExpressionLength: 2048,
+  /** Nodes of one parsed CEL expression. */
+  maxExpressionNodes: 512,
+  /** Characters of a string a CEL expression builds by concatenation while it is evaluated. */
+  maxExpressionStringLength: 1024 * 1024,
 } as const;
