@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, StoreErrorCode } from 'jaf-workflows';
+import { ErrorCode, parseWorkflowDocument, StoreErrorCode } from 'jaf-workflows';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
@@ -13,6 +13,12 @@ describe('README', () => {
   it('documents every store error code', () => {
     const documented = [...readme.matchAll(/^\| `(STORE_[A-Z_]+)` \|/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual(Object.values(StoreErrorCode).sort());
+  });
+
+  it('shows a declarative workflow that parses', () => {
+    const start = readme.indexOf('```yaml') + '```yaml'.length;
+    const workflow = parseWorkflowDocument(readme.slice(start, readme.indexOf('```', start)), 'yaml');
+    expect(workflow.steps.map((s) => s.id)).toEqual(['validate_order', 'inventory_check']);
   });
 
   it('starts with the install-and-start command and the test command', () => {
