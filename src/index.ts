@@ -35,6 +35,7 @@ export { MemoryRunStore } from './store/memory-store.ts';
 export { SqliteRunStore, defaultDatabasePath, type SqliteStoreOptions } from './store/sqlite-store.ts';
 export { StoreError, StoreErrorCode, type RunStore, type RunRecord, type RunQuery, type DefinitionRecord } from './store/run-store.ts';
 export { WorkflowStream } from './engine/stream.ts';
+export { WatchError, WatchErrorCode, type WatchOptions } from './engine/event-bus.ts';
 export { StepResult, WorkflowResult } from './engine/results.ts';
 export type { RunEvent, RunStatus, StepStatus, StepResultData, RunInput } from './engine/events.ts';
 export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-executor.ts';

@@ -12,6 +12,7 @@ import type { Tool } from '../tools/tool.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { RunEvent, RunStartedEvent } from './events.ts';
 import { runInline, type InvocationOutcome, type ToolExecutor, type ToolInvocation } from './executor.ts';
+import { RunEventBus, watchRun, type WatchOptions } from './event-bus.ts';
 import { ImmediateJournal, StoreJournal, type RunJournal } from './journal.ts';
 import { PoolToolExecutor, type PoolOptions, type PoolStats } from './pool-executor.ts';
 import type { StepResult, WorkflowResult } from './results.ts';
@@ -79,6 +80,8 @@ export class WorkflowEngine {
   readonly #storedDefinitions = new Set<string>();
   /** Runs this engine is executing: recovery must not start a second copy of one. */
   readonly #active = new Set<string>();
+  /** Every committed event of every run, for watchers. */
+  readonly #bus = new RunEventBus();
   #pool: PoolToolExecutor | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -175,6 +178,17 @@ export class WorkflowEngine {
     return { resumed, failed };
   }
 
+  /**
+   * A run's events after `afterSeq`, from the store and then live, ending after its terminal event: no
+   * gap, no duplicate. A watcher more than `maxBuffered` events behind is ended with WATCH_TOO_SLOW and
+   * resumes from the last seq it received. Needs a store.
+   */
+  watchRun(runId: string, options: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+    const store = this.#options.store;
+    if (store === undefined) throw new TypeError('WorkflowEngine.watchRun needs a store (new WorkflowEngine({ store }))');
+    return watchRun(store, this.#bus, runId, options);
+  }
+
   /** Deletes runs that finished more than `olderThanSeconds` ago from the store; returns how many. */
   async pruneFinishedRuns(olderThanSeconds: number): Promise<number> {
     const store = this.#options.store;
@@ -250,7 +264,9 @@ export class WorkflowEngine {
     const logger = options.logger ?? source.logger ?? this.#logger;
     const onListenerError = (err: unknown) => logger.logError('onEvent listener threw', err, { runId, workflowId: compiled.id });
     const store = this.#options.store;
-    const journal: RunJournal = store === undefined ? new ImmediateJournal(listener, onListenerError) : new StoreJournal(store, listener, onListenerError);
+    const bus = this.#bus;
+    const publish = listener === undefined ? (event: RunEvent) => bus.publish(event) : (event: RunEvent) => (bus.publish(event), listener(event));
+    const journal: RunJournal = store === undefined ? new ImmediateJournal(publish, onListenerError) : new StoreJournal(store, publish, onListenerError);
     return new Run({
       runId,
       workflow: compiled,

@@ -1,0 +1,111 @@
+/**
+ * Live delivery of committed RunEvents to watchers (the gRPC WatchRun stream, in-process observers).
+ * `watchRun` gives a run's events after a seq with no gap and no duplicate: it subscribes first, then
+ * replays what the store holds, then tails live events. Each watcher's buffer is bounded: a watcher that
+ * falls too far behind is ended with WATCH_TOO_SLOW, and resumes from the last seq it saw.
+ */
+import type { RunStore } from '../store/run-store.ts';
+import type { RunEvent } from './events.ts';
+
+export const WatchErrorCode = {
+  /** No such run in the store. */
+  RUN_NOT_FOUND: 'RUN_NOT_FOUND',
+  /** The watcher fell more than its buffer behind; resume from the last seq received. */
+  WATCH_TOO_SLOW: 'WATCH_TOO_SLOW',
+} as const;
+
+export type WatchErrorCode = (typeof WatchErrorCode)[keyof typeof WatchErrorCode];
+
+export class WatchError extends Error {
+  readonly code: WatchErrorCode;
+  readonly retryable: boolean;
+  constructor(code: WatchErrorCode, message: string) {
+    super(message);
+    this.name = 'WatchError';
+    this.code = code;
+    this.retryable = code === WatchErrorCode.WATCH_TOO_SLOW;
+  }
+}
+
+type Listener = (event: RunEvent) => void;
+
+/** Fan-out of committed events by run id. Publishing to a run nobody watches costs one map lookup. */
+export class RunEventBus {
+  readonly #listeners = new Map<string, Set<Listener>>();
+
+  publish(event: RunEvent): void {
+    const listeners = this.#listeners.get(event.runId);
+    if (listeners === undefined) return;
+    for (const listener of listeners) listener(event);
+  }
+
+  subscribe(runId: string, listener: Listener): () => void {
+    let listeners = this.#listeners.get(runId);
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.#listeners.set(runId, listeners);
+    }
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.#listeners.delete(runId);
+    };
+  }
+
+  /** Watchers of a run, for metrics. */
+  watchers(runId: string): number {
+    return this.#listeners.get(runId)?.size ?? 0;
+  }
+}
+
+export interface WatchOptions {
+  /** Deliver events with seq > afterSeq (0: from the start). */
+  readonly afterSeq?: number;
+  /** Events a watcher may have waiting before it is ended with WATCH_TOO_SLOW. Default 1024. */
+  readonly maxBuffered?: number;
+}
+
+function isTerminal(event: RunEvent): boolean {
+  return event.type === 'run_completed' || event.type === 'run_failed' || event.type === 'run_cancelled';
+}
+
+/** A run's events after `afterSeq`, stored then live, ending after its terminal event. */
+export async function* watchRun(store: RunStore, bus: RunEventBus, runId: string, options: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+  const maxBuffered = options.maxBuffered ?? 1024;
+  let lastSeq = options.afterSeq ?? 0;
+  const live: RunEvent[] = [];
+  let overflowed = false;
+  let wake: (() => void) | undefined;
+  // Subscribe before reading the store, so that nothing committed in between is missed.
+  const unsubscribe = bus.subscribe(runId, (event) => {
+    if (overflowed) return;
+    if (live.length >= maxBuffered) overflowed = true;
+    else live.push(event);
+    wake?.();
+  });
+  try {
+    if ((await store.getRun(runId)) === undefined) throw new WatchError(WatchErrorCode.RUN_NOT_FOUND, `run ${runId} does not exist`);
+    for (const event of await store.readEvents(runId, lastSeq)) {
+      lastSeq = event.seq;
+      yield event;
+      if (isTerminal(event)) return;
+    }
+    for (;;) {
+      const event = live.shift();
+      if (event === undefined) {
+        if (overflowed) throw new WatchError(WatchErrorCode.WATCH_TOO_SLOW, `watcher of run ${runId} fell more than ${maxBuffered} events behind; resume after seq ${lastSeq}`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        continue;
+      }
+      if (event.seq <= lastSeq) continue; // already replayed from the store
+      lastSeq = event.seq;
+      yield event;
+      if (isTerminal(event)) return;
+    }
+  } finally {
+    unsubscribe();
+  }
+}
