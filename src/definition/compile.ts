@@ -6,7 +6,7 @@ import { Agent } from '../agents/agent.ts';
 import { WorkflowDefinitionError, type DefinitionIssue } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { Tool } from '../tools/tool.ts';
-import { fingerprint } from './fingerprint.ts';
+import { documentFingerprint, fingerprint } from './fingerprint.ts';
 import { assertNever, sameItems, type StepDefinition, type StepLike, type WorkflowDefinition } from './types.ts';
 import type { WorkflowSource } from './workflow.ts';
 
@@ -64,9 +64,12 @@ export class WorkflowCompiler {
       }
     }
     if (issues.length > 0) throw new WorkflowDefinitionError(issues);
-    const handlers = [source.globalErrorHandler, source.name, source.description, ...[...source.errorHandlers].flat()];
+    const handlers = [source.globalErrorHandler, source.name, source.description, source.definitionDocument, ...[...source.errorHandlers].flat()];
     if (compiled.result !== undefined && sameItems(compiled.handlers, handlers)) return compiled.result;
-    const print = fingerprint(source.id, compiled.steps, source.errorHandlers, source.globalErrorHandler);
+    const print =
+      source.definitionDocument === undefined
+        ? fingerprint(source.id, compiled.steps, source.errorHandlers, source.globalErrorHandler)
+        : documentFingerprint(source.definitionDocument);
     compiled.handlers = handlers;
     compiled.result = Object.freeze({
       id: source.id,

@@ -27,6 +27,14 @@ export function fingerprint(
   return { document, hash: createHash('sha256').update(document).digest('hex') };
 }
 
+/**
+ * A declarative workflow's fingerprint is its document: its steps' functions are generic closures over
+ * CEL expressions, whose source text would be the same for every document.
+ */
+export function documentFingerprint(document: string): Fingerprint {
+  return { document, hash: createHash('sha256').update(document).digest('hex') };
+}
+
 function describe(def: StepDefinition): Record<string, unknown> {
   const common = {
     kind: def.kind,

@@ -13,6 +13,8 @@ export interface WorkflowSource {
   readonly errorHandlers: ReadonlyMap<string, StepErrorHandler>;
   readonly globalErrorHandler: GlobalErrorHandler | undefined;
   readonly logger: WorkflowLogger | undefined;
+  /** For workflows built from a document: the canonical document, which identifies the version (its hash). */
+  readonly definitionDocument?: string | undefined;
 }
 
 export class Workflow implements WorkflowSource {
@@ -23,6 +25,7 @@ export class Workflow implements WorkflowSource {
   readonly errorHandlers = new Map<string, StepErrorHandler>();
   globalErrorHandler: GlobalErrorHandler | undefined;
   logger: WorkflowLogger | undefined;
+  definitionDocument: string | undefined;
 
   constructor(id: string, name?: string, description = '') {
     if (typeof id !== 'string' || id === '') throw new TypeError('Workflow: id must be a non-empty string');

@@ -338,3 +338,16 @@ onError:
     expect(wf.name).toBe('JSON');
   });
 });
+
+describe('versions of declarative workflows', () => {
+  it('are identified by their document: a changed expression is a new version', () => {
+    const doc = (threshold: number) => `id: versioned\nsteps:\n  - id: a\n    if: vars.amount > ${threshold}\n    then: { id: b, tool: t }\n`;
+    const tool = new Tool({ name: 't', execute: () => ({}) });
+    const engine = new WorkflowEngine({ tools: [tool], logger: quietLogger() });
+    const v1 = engine.register(parseWorkflowDocument(doc(10), 'yaml'));
+    const v1again = engine.register(parseWorkflowDocument(doc(10), 'yaml'));
+    const v2 = engine.register(parseWorkflowDocument(doc(20), 'yaml'));
+    expect(v1.definitionHash).toBe(v1again.definitionHash);
+    expect(v2.definitionHash).not.toBe(v1.definitionHash);
+  });
+});

@@ -25,6 +25,8 @@ export function compileDocument({ document, expressions }: ValidatedDocument): W
     }
   });
   if (document.onError !== undefined) workflow.globalErrorHandler = compiler.errorHandler(document.onError);
+  // The document is the version: its steps' functions are the same closures for every document.
+  workflow.definitionDocument = JSON.stringify(document);
   return workflow;
 }
 
