@@ -12,6 +12,7 @@ import type { Tool } from '../tools/tool.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { RunEvent, RunStartedEvent } from './events.ts';
 import { runInline, type InvocationOutcome, type ToolExecutor, type ToolInvocation } from './executor.ts';
+import { Deadlines } from './deadlines.ts';
 import { RunEventBus, watchRun, type WatchOptions } from './event-bus.ts';
 import { ImmediateJournal, StoreJournal, type RunJournal } from './journal.ts';
 import { PoolToolExecutor, type PoolOptions, type PoolStats } from './pool-executor.ts';
@@ -82,6 +83,7 @@ export class WorkflowEngine {
   readonly #active = new Set<string>();
   /** Every committed event of every run, for watchers. */
   readonly #bus = new RunEventBus();
+  readonly #deadlines = new Deadlines();
   #pool: PoolToolExecutor | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -274,6 +276,7 @@ export class WorkflowEngine {
       executor: this.#executor,
       modelProvider: options.modelProvider ?? this.#options.modelProvider,
       clock: this.#options.clock ?? systemClock,
+      deadlines: this.#deadlines,
       logger,
       limits: this.#limits,
       signal: options.signal,

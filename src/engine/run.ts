@@ -17,6 +17,7 @@ import { callUser, isLeaf, type Attempt, type AttemptEnv, type AttemptOutcome, t
 import { attemptRunners, replayers } from './attempts.ts';
 import { Cancellation, cancellationError, type LinkedCancellation } from './cancellation.ts';
 import type { Clock } from './clock.ts';
+import type { Deadlines } from './deadlines.ts';
 import { finishedEventType, type FinishedStepStatus, type NewRunEvent, type RunEvent, type StepResultData } from './events.ts';
 import type { ToolExecutor } from './executor.ts';
 import type { RunJournal } from './journal.ts';
@@ -37,6 +38,8 @@ export interface RunDeps {
   readonly executor: ToolExecutor;
   readonly modelProvider: ModelProvider | undefined;
   readonly clock: Clock;
+  /** Where step timeouts are scheduled (one per engine). */
+  readonly deadlines: Deadlines;
   readonly logger: WorkflowLogger;
   readonly limits: RunLimits;
   readonly signal: AbortSignal | undefined;
@@ -320,13 +323,13 @@ export class Run implements AttemptEnv {
     const timeoutMs = def.timeoutMs ?? (isLeaf(def.kind) ? this.#deps.limits.defaultStepTimeoutMs : undefined);
     const controller = parent.child();
     let timedOut: StepError | undefined;
-    const timer =
+    const deadline =
       timeoutMs === undefined
         ? undefined
-        : setTimeout(() => {
+        : this.#deps.deadlines.schedule(timeoutMs, () => {
             timedOut = stepError(ErrorCode.TIMEOUT, `step ${path} exceeded its timeout of ${timeoutMs / 1000} s`, { timeoutMs });
             controller.abort(timedOut);
-          }, timeoutMs);
+          });
     try {
       const run = attemptRunners[def.kind] as (a: Attempt<typeof def.kind>) => Promise<AttemptOutcome>;
       // Leaves end at their cancellation by themselves (user functions, inline tools and agents are raced
@@ -339,7 +342,7 @@ export class Run implements AttemptEnv {
       // Attempts turn every expected failure into data; reaching here is a bug in the engine.
       return { status: 'error', error: stepError(ErrorCode.INTERNAL, `step ${path}: engine error: ${toStepError(err).message}`) };
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      deadline?.cancel();
       controller.unlink();
     }
   }
