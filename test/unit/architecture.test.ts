@@ -41,6 +41,12 @@ describe('architecture rules', () => {
     expect(graph.get('src/engine/worker-protocol.ts')).toEqual(['src/errors.ts']);
   });
 
+  it('the engine and the store never import the gRPC layer', () => {
+    for (const file of [...sources('src/engine'), ...sources('src/store'), ...sources('src/definition')]) {
+      expect(graph.get(file)!.filter((t) => t.startsWith('src/grpc/')), file).toEqual([]);
+    }
+  });
+
   it('definitions do not depend on the engine at load time', () => {
     for (const file of sources('src/definition')) {
       expect(graph.get(file)!.filter((t) => t.startsWith('src/engine/')), file).toEqual([]);
