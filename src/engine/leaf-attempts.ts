@@ -10,17 +10,25 @@ import type { InvocationOutcome } from './executor.ts';
 import { encodeOutput } from './worker-protocol.ts';
 
 export async function toolAttempt(a: Attempt<'tool'>): Promise<AttemptOutcome> {
-  const args = await evaluate(a, a.def.args, 'params function', {});
-  if (!args.ok) return { status: 'error', error: args.error };
-  const outcome = await invokeTool(a, a.def.tool as Tool, args.value);
+  const source = a.def.args;
+  let args: unknown;
+  if (source.kind === 'function') {
+    const evaluated = await callUser(() => source.fn(a.ctx), 'params function', a.path, a.cancellation);
+    if (!evaluated.ok) return { status: 'error', error: evaluated.error };
+    args = evaluated.value;
+  } else {
+    // Static arguments need no promise turn: this is the hot path of every tool step.
+    args = source.kind === 'static' ? source.value : {};
+  }
+  const outcome = await invokeTool(a, a.def.tool as Tool, args);
   return outcome.kind === 'ok' ? { status: 'ok', output: outcome.output, ctx: a.ctx } : { status: 'error', error: outcome.error };
 }
 
-async function invokeTool(a: Attempt<'tool'>, tool: Tool, args: unknown): Promise<InvocationOutcome> {
+function invokeTool(a: Attempt<'tool'>, tool: Tool, args: unknown): Promise<InvocationOutcome> {
   try {
     const invalid = tool.validateArgs(args);
-    if (invalid !== undefined) return { kind: 'error', error: invalid };
-    return await a.env.executor.run({
+    if (invalid !== undefined) return Promise.resolve({ kind: 'error', error: invalid });
+    return a.env.executor.run({
       tool,
       args,
       runId: a.env.runId,
@@ -32,7 +40,7 @@ async function invokeTool(a: Attempt<'tool'>, tool: Tool, args: unknown): Promis
     });
   } catch (err) {
     // Arguments whose getters throw, a tool object that is not quite a tool: the step's problem, as data.
-    return { kind: 'error', error: toStepError(err) };
+    return Promise.resolve({ kind: 'error', error: toStepError(err) });
   }
 }
 
