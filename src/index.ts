@@ -33,6 +33,7 @@ export type {
 export { WorkflowEngine, executeWorkflowStream, type EngineOptions, type ExecuteOptions, type RecoveryReport } from './engine/engine.ts';
 export { MemoryRunStore } from './store/memory-store.ts';
 export { SqliteRunStore, defaultDatabasePath, type SqliteStoreOptions } from './store/sqlite-store.ts';
+export { createCoordinator, type Coordinator, type CoordinatorOptions } from './grpc/coordinator.ts';
 export { StoreError, StoreErrorCode, type RunStore, type RunRecord, type RunQuery, type DefinitionRecord } from './store/run-store.ts';
 export { WorkflowStream } from './engine/stream.ts';
 export { WatchError, WatchErrorCode, type WatchOptions } from './engine/event-bus.ts';
