@@ -63,6 +63,8 @@ export interface WatchOptions {
   readonly afterSeq?: number;
   /** Events a watcher may have waiting before it is ended with WATCH_TOO_SLOW. Default 1024. */
   readonly maxBuffered?: number;
+  /** Ends the watch (the iterator returns) at once, even while it waits for the next event. */
+  readonly signal?: AbortSignal;
 }
 
 function isTerminal(event: RunEvent): boolean {
@@ -83,6 +85,9 @@ export async function* watchRun(store: RunStore, bus: RunEventBus, runId: string
     else live.push(event);
     wake?.();
   });
+  const signal = options.signal;
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if ((await store.getRun(runId)) === undefined) throw new WatchError(WatchErrorCode.RUN_NOT_FOUND, `run ${runId} does not exist`);
     for (const event of await store.readEvents(runId, lastSeq)) {
@@ -91,6 +96,7 @@ export async function* watchRun(store: RunStore, bus: RunEventBus, runId: string
       if (isTerminal(event)) return;
     }
     for (;;) {
+      if (signal?.aborted) return;
       const event = live.shift();
       if (event === undefined) {
         if (overflowed) throw new WatchError(WatchErrorCode.WATCH_TOO_SLOW, `watcher of run ${runId} fell more than ${maxBuffered} events behind; resume after seq ${lastSeq}`);
@@ -106,6 +112,7 @@ export async function* watchRun(store: RunStore, bus: RunEventBus, runId: string
       if (isTerminal(event)) return;
     }
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     unsubscribe();
   }
 }

@@ -89,3 +89,24 @@ describe('watchRun', () => {
     expect(() => new WorkflowEngine({ logger: quietLogger() }).watchRun('r')).toThrow(/needs a store/);
   });
 });
+
+describe('watchRun with a signal', () => {
+  it('ends a watch that is waiting for events as soon as the signal aborts', async () => {
+    const store = new MemoryRunStore();
+    const bus = new RunEventBus();
+    const gate = deferred();
+    const tool = new Tool({ name: 'held', execute: async () => (await gate.promise, {}) });
+    const engine = new WorkflowEngine({ tools: [tool], store, logger: quietLogger() });
+    const running = engine.executeWorkflow(new WorkflowBuilder('held').addStep(new ToolStep('h', tool)).build(), ctx(), { runId: 'idle' });
+    await waitFor(async () => (await store.readEvents('idle')).length >= 2, 'the run to start');
+    const controller = new AbortController();
+    const watching = collect(watchRun(store, bus, 'idle', { signal: controller.signal }));
+    await waitFor(() => bus.watchers('idle') === 1, 'the watcher to subscribe');
+    controller.abort();
+    const seen = await watching;
+    expect(seen.map((e) => e.type)).toEqual(['run_started', 'step_started']);
+    expect(bus.watchers('idle')).toBe(0);
+    gate.resolve();
+    await running;
+  });
+});
