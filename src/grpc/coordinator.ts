@@ -1,9 +1,10 @@
 /**
  * The coordinator: a grpc-js server for WorkflowService over a WorkflowEngine and its RunStore.
  *
- * First increment: CreateWorkflow, GetWorkflow, StartRun, GetRun, CancelRun, WatchRun,
- * ExecuteWorkflow and ListTools; ListWorkflows and ListRuns answer UNIMPLEMENTED. Workflows and
- * request_id idempotency live in memory (lost on restart); runs live in the store.
+ * Every RPC of WorkflowService, plus grpc.health.v1.Health (grpc-health-check: SERVING once bound,
+ * NOT_SERVING from the start of close()) and server reflection (@grpc/reflection, listing both
+ * services). Workflows and request_id idempotency live in memory (lost on restart); runs live in the
+ * store. List page tokens are opaque: base64url of a JSON cursor.
  *
  * Every handler ends a failed call through toGrpcStatus, never by letting an error escape.
  */
@@ -16,18 +17,27 @@ import {
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
 import type { Agent } from '../agents/agent.ts';
 import { WorkflowContext } from '../context.ts';
 import { parseWorkflowDocument } from '../definition/declarative/index.ts';
 import type { Workflow } from '../definition/workflow.ts';
 import type { WorkflowEngine, Named } from '../engine/engine.ts';
-import type { RunEvent } from '../engine/events.ts';
+import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { isFinished, type RunStore } from '../store/run-store.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { WorkflowLogger } from '../observability/workflow-logger.ts';
 import { bearerTokenInterceptor } from './auth.ts';
 import { isTerminalEvent, runEventToProto, runToProto, toolToProto, workflowName, type Message } from './mapping.ts';
-import { fromProtoStruct, toProtoTimestamp, workflowServiceDefinition, type ProtoStruct } from './proto.ts';
+import {
+  WORKFLOW_SERVICE_NAME,
+  fromProtoStruct,
+  reflectionPackageDefinition,
+  toProtoTimestamp,
+  workflowServiceDefinition,
+  type ProtoStruct,
+} from './proto.ts';
 import { CoordinatorErrorCode, toGrpcStatus } from './status.ts';
 
 export interface CoordinatorOptions {
@@ -84,6 +94,48 @@ class CoordinatorError extends Error {
     this.name = 'CoordinatorError';
     this.code = code;
   }
+}
+
+/** ListWorkflows/ListRuns page sizes: 0 means the default. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+const RUN_STATUSES: Readonly<Record<string, RunStatus>> = {
+  RUN_STATUS_PENDING: 'pending',
+  RUN_STATUS_RUNNING: 'running',
+  RUN_STATUS_COMPLETED: 'completed',
+  RUN_STATUS_FAILED: 'failed',
+  RUN_STATUS_CANCELLED: 'cancelled',
+};
+
+function pageSizeOf(value: unknown): number {
+  const n = Number(value ?? 0);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `page_size must be between 0 and ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE}), got ${String(value)}`);
+  }
+  return n === 0 ? DEFAULT_PAGE_SIZE : n;
+}
+
+function encodePageToken(cursor: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+}
+
+/** The cursor in a page token; `undefined` for an empty token. `check` validates its shape. */
+function decodePageToken<T>(token: unknown, kind: string, check: (value: Record<string, unknown>) => T | undefined): T | undefined {
+  if (token === undefined || token === null || token === '') return undefined;
+  let cursor: T | undefined;
+  if (typeof token === 'string' && /^[A-Za-z0-9_-]+$/.test(token)) {
+    try {
+      const value: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+      if (value !== null && typeof value === 'object' && !Array.isArray(value) && (value as Record<string, unknown>).k === kind) {
+        cursor = check(value as Record<string, unknown>);
+      }
+    } catch {
+      cursor = undefined;
+    }
+  }
+  if (cursor === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'page_token is malformed (pass back a next_page_token unchanged)');
+  return cursor;
 }
 
 const RUN_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
@@ -174,7 +226,49 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
     return version;
   };
 
+  const listWorkflows = (request: AnyRequest): Message => {
+    const pageSize = pageSizeOf(request.pageSize);
+    const after = decodePageToken(request.pageToken, 'workflows', (c) => (typeof c.after === 'string' ? c.after : undefined));
+    const ids = [...workflows.keys()].sort().filter((id) => after === undefined || id > after);
+    const page = ids.slice(0, pageSize);
+    const last = page[page.length - 1];
+    return {
+      workflows: page.map((id) => {
+        const entry = workflows.get(id)!;
+        return entry.versions.get(entry.latest)!.message;
+      }),
+      nextPageToken: ids.length > pageSize && last !== undefined ? encodePageToken({ k: 'workflows', after: last }) : '',
+    };
+  };
+
   // --- runs ---
+
+  const listRuns = async (request: AnyRequest): Promise<Message> => {
+    const pageSize = pageSizeOf(request.pageSize);
+    const before = decodePageToken(request.pageToken, 'runs', (c) =>
+      typeof c.createdAt === 'number' && Number.isFinite(c.createdAt) && typeof c.runId === 'string' ? { createdAt: c.createdAt, runId: c.runId } : undefined,
+    );
+    const workflowId = typeof request.workflow === 'string' && request.workflow !== '' ? resourceId(request.workflow, 'workflows') : undefined;
+    let status: RunStatus | undefined;
+    if (typeof request.status === 'string' && request.status !== '' && request.status !== 'RUN_STATUS_UNSPECIFIED') {
+      status = RUN_STATUSES[request.status];
+      if (status === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `status ${request.status} is not a run status`);
+    }
+    // One more than a page: whether there is a next page.
+    const records = await store.listRuns({
+      ...(workflowId === undefined ? {} : { workflowId }),
+      ...(status === undefined ? {} : { status }),
+      ...(before === undefined ? {} : { before }),
+      limit: pageSize + 1,
+    });
+    const page = records.slice(0, pageSize);
+    const runs = await Promise.all(page.map(async (record) => runToProto(record, await store.readEvents(record.runId), false)));
+    const last = page[page.length - 1];
+    return {
+      runs,
+      nextPageToken: records.length > pageSize && last !== undefined ? encodePageToken({ k: 'runs', createdAt: last.createdAt, runId: last.runId }) : '',
+    };
+  };
 
   const readRun = async (runId: string): Promise<Message> => {
     const record = await store.getRun(runId);
@@ -303,7 +397,10 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
       call.end();
       return;
     }
-    const events = engine.watchRun(runId, { afterSeq });
+    // Ends the engine's watch at once when the client leaves, even while the run is idle.
+    const stop = new AbortController();
+    void left.then(() => stop.abort());
+    const events = engine.watchRun(runId, { afterSeq, signal: stop.signal });
     try {
       while (!gone) {
         const next = await Promise.race([events.next(), left]);
@@ -316,7 +413,7 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
       }
       if (!gone) call.end();
     } finally {
-      // If a next() is pending (the client left while the run was idle), return() runs after it settles.
+      stop.abort();
       void events.return(undefined).catch(() => {});
     }
   };
@@ -337,17 +434,13 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
     );
   };
 
-  const notImplemented = (method: string) => (_call: unknown, callback: sendUnaryData<unknown>) => {
-    callback(toGrpcStatus(new CoordinatorError(CoordinatorErrorCode.NOT_IMPLEMENTED, `${method} is not implemented yet`)));
-  };
-
   const handlers: UntypedServiceImplementation = {
     createWorkflow: unary(createWorkflow),
     getWorkflow: unary((request) => resolveWorkflow(request.name, request.definitionHash).message),
-    listWorkflows: notImplemented('ListWorkflows'),
+    listWorkflows: unary(listWorkflows),
     startRun: unary(async (request) => readRun(await startRun(request))),
     getRun: unary((request) => readRun(resourceId(request.name, 'runs'))),
-    listRuns: notImplemented('ListRuns'),
+    listRuns: unary(listRuns),
     cancelRun: unary(cancelRun),
     watchRun: streamHandler(async (call) => {
       const runId = resourceId(call.request.name, 'runs');
@@ -366,16 +459,25 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
 
   const server = new Server(options.token === undefined ? {} : { interceptors: [bearerTokenInterceptor(options.token)] });
   server.addService(workflowServiceDefinition, handlers);
+  // Health and reflection are exempt from the bearer token by path (auth.ts AUTH_EXEMPT_PREFIXES).
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [WORKFLOW_SERVICE_NAME]: 'NOT_SERVING' });
+  health.addToServer(server);
+  new ReflectionService(reflectionPackageDefinition).addToServer(server);
   const host = options.host ?? '127.0.0.1';
   const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${options.port ?? 0}` : `${host}:${options.port ?? 0}`;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
+  health.setStatus('', 'SERVING');
+  health.setStatus(WORKFLOW_SERVICE_NAME, 'SERVING');
 
   let closed: Promise<void> | undefined;
   const close = (graceMs = 5000): Promise<void> => {
     closed ??= (async () => {
       closing = true;
+      // Probes see the drain first (load balancers stop sending new calls).
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(WORKFLOW_SERVICE_NAME, 'NOT_SERVING');
       // tryShutdown waits for open streams (grpc-node#1458): end them, retryably, first.
       const draining = toGrpcStatus(new CoordinatorError(CoordinatorErrorCode.SHUTTING_DOWN, 'the coordinator is shutting down; resume with after_seq'));
       for (const call of streams) if (!call.cancelled && !call.destroyed) call.emit('error', draining);

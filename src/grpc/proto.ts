@@ -27,6 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 export const PROTO_PACKAGE = 'jaf.workflows.v1';
 export const WORKFLOW_SERVICE_NAME = `${PROTO_PACKAGE}.WorkflowService`;
@@ -71,6 +72,15 @@ export const PROTO_LOADER_OPTIONS: Readonly<Options> = Object.freeze({
 
 /** The loaded package definition: pass it to `loadPackageDefinition`, or to reflection. */
 export const packageDefinition: PackageDefinition = loadSync(WORKFLOW_SERVICE_PROTO, { ...PROTO_LOADER_OPTIONS });
+
+/** The standard health service (grpc-health-check), as served by the coordinator. */
+export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+
+/**
+ * The workflow service and the health service in one package definition: what reflection is given,
+ * so that it lists both (reflection only knows the services of the definition it is built from).
+ */
+export const reflectionPackageDefinition: PackageDefinition = loadSync([WORKFLOW_SERVICE_PROTO, healthProtoPath], { ...PROTO_LOADER_OPTIONS });
 
 /** `server.addService(workflowServiceDefinition, handlers)`. */
 export const workflowServiceDefinition: ServiceDefinition = packageDefinition[WORKFLOW_SERVICE_NAME] as ServiceDefinition;
