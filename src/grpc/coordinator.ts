@@ -30,14 +30,20 @@ import type { Tool } from '../tools/tool.ts';
 import type { WorkflowLogger } from '../observability/workflow-logger.ts';
 import { bearerTokenInterceptor } from './auth.ts';
 import { isTerminalEvent, runEventToProto, runToProto, toolToProto, workflowName, type Message } from './mapping.ts';
+import { WORKFLOW_SERVICE_NAME, reflectionPackageDefinition, toProtoTimestamp, workflowServiceDefinition } from './proto.ts';
 import {
-  WORKFLOW_SERVICE_NAME,
-  fromProtoStruct,
-  reflectionPackageDefinition,
-  toProtoTimestamp,
-  workflowServiceDefinition,
-  type ProtoStruct,
-} from './proto.ts';
+  afterSeqOf,
+  CoordinatorError,
+  decodePageToken,
+  encodePageToken,
+  jsonObject,
+  pageSizeOf,
+  resourceId,
+  RUN_ID_PATTERN,
+  RUN_STATUSES,
+  toList,
+  type AnyRequest,
+} from './requests.ts';
 import { CoordinatorErrorCode, toGrpcStatus } from './status.ts';
 
 export interface CoordinatorOptions {
@@ -83,78 +89,6 @@ interface WorkflowEntry {
 interface RequestEntry {
   readonly fingerprint: string;
   readonly runId: Promise<string>;
-}
-
-type AnyRequest = Record<string, unknown>;
-
-class CoordinatorError extends Error {
-  readonly code: string;
-  constructor(code: CoordinatorErrorCode, message: string) {
-    super(message);
-    this.name = 'CoordinatorError';
-    this.code = code;
-  }
-}
-
-/** ListWorkflows/ListRuns page sizes: 0 means the default. */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 1000;
-
-const RUN_STATUSES: Readonly<Record<string, RunStatus>> = {
-  RUN_STATUS_PENDING: 'pending',
-  RUN_STATUS_RUNNING: 'running',
-  RUN_STATUS_COMPLETED: 'completed',
-  RUN_STATUS_FAILED: 'failed',
-  RUN_STATUS_CANCELLED: 'cancelled',
-};
-
-function pageSizeOf(value: unknown): number {
-  const n = Number(value ?? 0);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
-    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `page_size must be between 0 and ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE}), got ${String(value)}`);
-  }
-  return n === 0 ? DEFAULT_PAGE_SIZE : n;
-}
-
-function encodePageToken(cursor: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
-}
-
-/** The cursor in a page token; `undefined` for an empty token. `check` validates its shape. */
-function decodePageToken<T>(token: unknown, kind: string, check: (value: Record<string, unknown>) => T | undefined): T | undefined {
-  if (token === undefined || token === null || token === '') return undefined;
-  let cursor: T | undefined;
-  if (typeof token === 'string' && /^[A-Za-z0-9_-]+$/.test(token)) {
-    try {
-      const value: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-      if (value !== null && typeof value === 'object' && !Array.isArray(value) && (value as Record<string, unknown>).k === kind) {
-        cursor = check(value as Record<string, unknown>);
-      }
-    } catch {
-      cursor = undefined;
-    }
-  }
-  if (cursor === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'page_token is malformed (pass back a next_page_token unchanged)');
-  return cursor;
-}
-
-const RUN_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
-
-function toList<T extends { readonly name: string }>(items: Named<T> | undefined): T[] {
-  if (items === undefined) return [];
-  return Array.isArray(items) ? [...(items as readonly T[])] : Object.values(items as Readonly<Record<string, T>>);
-}
-
-function resourceId(name: unknown, collection: 'workflows' | 'runs'): string {
-  const prefix = `${collection}/`;
-  if (typeof name !== 'string' || !name.startsWith(prefix) || name.length === prefix.length || name.indexOf('/', prefix.length) !== -1) {
-    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `expected a resource name ${prefix}{id}, got ${JSON.stringify(name)}`);
-  }
-  return name.slice(prefix.length);
-}
-
-function jsonObject(struct: unknown): Record<string, unknown> | undefined {
-  return fromProtoStruct(struct as ProtoStruct | null | undefined);
 }
 
 export async function createCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
@@ -498,8 +432,3 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
   return { port, close };
 }
 
-function afterSeqOf(value: unknown): number {
-  const n = Number(value ?? 0);
-  if (!Number.isSafeInteger(n) || n < 0) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `after_seq must be a non-negative integer, got ${String(value)}`);
-  return n;
-}

@@ -1,0 +1,83 @@
+/** Reading and checking the fields of coordinator requests: resource names, page tokens and sizes, cursors. */
+import type { Named } from '../engine/engine.ts';
+import type { RunStatus } from '../engine/events.ts';
+import { fromProtoStruct, type ProtoStruct } from './proto.ts';
+import { CoordinatorErrorCode } from './status.ts';
+
+export type AnyRequest = Record<string, unknown>;
+
+export class CoordinatorError extends Error {
+  readonly code: string;
+  constructor(code: CoordinatorErrorCode, message: string) {
+    super(message);
+    this.name = 'CoordinatorError';
+    this.code = code;
+  }
+}
+
+/** ListWorkflows/ListRuns page sizes: 0 means the default. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+export const RUN_STATUSES: Readonly<Record<string, RunStatus>> = {
+  RUN_STATUS_PENDING: 'pending',
+  RUN_STATUS_RUNNING: 'running',
+  RUN_STATUS_COMPLETED: 'completed',
+  RUN_STATUS_FAILED: 'failed',
+  RUN_STATUS_CANCELLED: 'cancelled',
+};
+
+export function pageSizeOf(value: unknown): number {
+  const n = Number(value ?? 0);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `page_size must be between 0 and ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE}), got ${String(value)}`);
+  }
+  return n === 0 ? DEFAULT_PAGE_SIZE : n;
+}
+
+export function encodePageToken(cursor: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+}
+
+/** The cursor in a page token; `undefined` for an empty token. `check` validates its shape. */
+export function decodePageToken<T>(token: unknown, kind: string, check: (value: Record<string, unknown>) => T | undefined): T | undefined {
+  if (token === undefined || token === null || token === '') return undefined;
+  let cursor: T | undefined;
+  if (typeof token === 'string' && /^[A-Za-z0-9_-]+$/.test(token)) {
+    try {
+      const value: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+      if (value !== null && typeof value === 'object' && !Array.isArray(value) && (value as Record<string, unknown>).k === kind) {
+        cursor = check(value as Record<string, unknown>);
+      }
+    } catch {
+      cursor = undefined;
+    }
+  }
+  if (cursor === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'page_token is malformed (pass back a next_page_token unchanged)');
+  return cursor;
+}
+
+export const RUN_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
+
+export function toList<T extends { readonly name: string }>(items: Named<T> | undefined): T[] {
+  if (items === undefined) return [];
+  return Array.isArray(items) ? [...(items as readonly T[])] : Object.values(items as Readonly<Record<string, T>>);
+}
+
+export function resourceId(name: unknown, collection: 'workflows' | 'runs'): string {
+  const prefix = `${collection}/`;
+  if (typeof name !== 'string' || !name.startsWith(prefix) || name.length === prefix.length || name.indexOf('/', prefix.length) !== -1) {
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `expected a resource name ${prefix}{id}, got ${JSON.stringify(name)}`);
+  }
+  return name.slice(prefix.length);
+}
+
+export function jsonObject(struct: unknown): Record<string, unknown> | undefined {
+  return fromProtoStruct(struct as ProtoStruct | null | undefined);
+}
+
+export function afterSeqOf(value: unknown): number {
+  const n = Number(value ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `after_seq must be a non-negative integer, got ${String(value)}`);
+  return n;
+}
