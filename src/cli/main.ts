@@ -149,9 +149,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   }
 }
 
-// Run when executed directly (node dist/src/cli/main.js, or the `jafw` bin).
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+/** Runs main() with the process's argv and streams, setting the exit code. */
+export function runFromProcess(): void {
   main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
     (code) => {
       process.exitCode = code;
@@ -162,3 +161,7 @@ if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
     },
   );
 }
+
+// Run when executed directly (node dist/src/cli/main.js, or tsx src/cli/main.ts).
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) runFromProcess();

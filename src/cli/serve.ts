@@ -5,7 +5,7 @@ import { createOfflineModelProvider, orderAgents, orderTools } from '../../examp
 import { WorkflowEngine } from '../engine/engine.ts';
 import { createCoordinator, type Coordinator } from '../grpc/coordinator.ts';
 import { pino } from 'pino';
-import { WorkflowLogger } from '../observability/workflow-logger.ts';
+import { logLevelFromEnv, WorkflowLogger } from '../observability/workflow-logger.ts';
 import { SqliteRunStore } from '../store/sqlite-store.ts';
 import { builtinTools } from '../tools/builtin.ts';
 import { UsageError, println, type CliIO } from './io.ts';
@@ -101,7 +101,7 @@ export async function startServer(options: ServeOptions, io: CliIO): Promise<Ser
 /** Runs the server until SIGINT/SIGTERM; then closes it and answers 0. */
 export async function serve(options: ServeOptions, io: CliIO): Promise<number> {
   // Structured logs go to stderr as JSON lines, so stdout keeps only the human-readable lines above.
-  const logger = options.logger ?? new WorkflowLogger({ logger: pino({ level: logLevel(), base: { service: 'jaf-workflows' } }, pino.destination(2)) });
+  const logger = options.logger ?? new WorkflowLogger({ logger: pino({ level: logLevelFromEnv(), base: { service: 'jaf-workflows' } }, pino.destination(2)) });
   const server = await startServer({ ...options, logger }, io);
   println(io.stdout, `jafw: listening on ${server.address}${options.token ? ' (token required)' : ''}`);
   await new Promise<void>((resolve) => {
@@ -117,9 +117,4 @@ export async function serve(options: ServeOptions, io: CliIO): Promise<number> {
   await server.close();
   println(io.stdout, 'jafw: stopped');
   return 0;
-}
-
-function logLevel(): string {
-  const wanted = process.env.LOG_LEVEL ?? 'info';
-  return wanted in pino.levels.values || wanted === 'silent' ? wanted : 'info';
 }

@@ -26,12 +26,17 @@ let rootLogger: Logger | undefined;
 /** The process-wide default: JSON lines on stdout, level from LOG_LEVEL (read when first used; default info). */
 export function defaultLogger(): Logger {
   if (rootLogger === undefined) {
-    const wanted = process.env.LOG_LEVEL ?? 'info';
-    const level = wanted in pino.levels.values || wanted === 'silent' ? wanted : 'info';
+    const level = logLevelFromEnv();
     rootLogger = pino({ level, base: { service: 'jaf-workflows' } });
-    if (level !== wanted) rootLogger.warn(`LOG_LEVEL=${wanted} is not a pino level; logging at info`);
+    if (level !== (process.env.LOG_LEVEL ?? 'info')) rootLogger.warn(`LOG_LEVEL=${process.env.LOG_LEVEL} is not a pino level; logging at info`);
   }
   return rootLogger;
+}
+
+/** LOG_LEVEL if it names a pino level (or silent), else info. */
+export function logLevelFromEnv(): string {
+  const wanted = process.env.LOG_LEVEL ?? 'info';
+  return wanted in pino.levels.values || wanted === 'silent' ? wanted : 'info';
 }
 
 /**
