@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { encodeOutput, idempotencyKey, type ToolContext, type ToolOutcome, type ToolTask } from '../src/engine/worker-protocol.ts';
+import { decodeTask, encodeOutput, idempotencyKey, type ToolContext, type ToolOutcome, type ToolTask, type WireTask } from '../src/engine/worker-protocol.ts';
 import { ErrorCode, stepError, toStepError } from '../src/errors.ts';
 
 type ToolFunction = (args: unknown, ctx: ToolContext) => unknown;
@@ -48,18 +48,31 @@ async function importModule(moduleUrl: string): Promise<{ default?: unknown }> {
   }
 }
 
-export default async function runTool(task: ToolTask): Promise<ToolOutcome> {
-  let tool = ready.get(task.moduleUrl);
-  if (tool === undefined) {
-    try {
-      tool = await loadTool(task.moduleUrl);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
-    }
-  }
+/**
+ * Not async: a loaded tool that returns synchronously is answered without a promise of this function's
+ * own (the thread is a shared resource; E2 counts its per-task cost).
+ */
+export default function runTool(wire: WireTask): ToolOutcome | Promise<ToolOutcome> {
+  const task = decodeTask(wire);
+  const tool = ready.get(task.moduleUrl);
+  return tool === undefined ? loadAndRun(task) : run(tool, task);
+}
+
+async function loadAndRun(task: ToolTask): Promise<ToolOutcome> {
+  let tool: ToolFunction;
   try {
-    const produced = tool(task.args, {
+    tool = await loadTool(task.moduleUrl);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+  }
+  return run(tool, task);
+}
+
+function run(tool: ToolFunction, task: ToolTask): ToolOutcome | Promise<ToolOutcome> {
+  let produced: unknown;
+  try {
+    produced = tool(task.args, {
       idempotencyKey: idempotencyKey(task.runId, task.stepPath),
       attempt: task.attempt,
       signal: neverAborted,
@@ -67,8 +80,19 @@ export default async function runTool(task: ToolTask): Promise<ToolOutcome> {
       stepPath: task.stepPath,
       userContext: task.userContext,
     });
-    const output = isPromiseLike(produced) ? await produced : produced;
-    const encoded = encodeOutput(output, task.maxOutputBytes);
+  } catch (err) {
+    return { error: toStepError(err) };
+  }
+  if (!isPromiseLike(produced)) return encode(produced, task.maxOutputBytes);
+  return Promise.resolve(produced).then(
+    (output) => encode(output, task.maxOutputBytes),
+    (err: unknown): ToolOutcome => ({ error: toStepError(err) }),
+  );
+}
+
+function encode(output: unknown, maxOutputBytes: number): ToolOutcome {
+  try {
+    const encoded = encodeOutput(output, maxOutputBytes);
     return encoded.ok ? encoded.json : { error: encoded.error };
   } catch (err) {
     return { error: toStepError(err) };

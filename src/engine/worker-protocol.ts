@@ -19,6 +19,7 @@ export interface ToolContext {
   readonly userContext: unknown;
 }
 
+/** One task for a pool thread, as the engine asks for it. */
 export interface ToolTask {
   readonly moduleUrl: string;
   readonly args: unknown;
@@ -27,6 +28,51 @@ export interface ToolTask {
   readonly attempt: number;
   readonly userContext: unknown;
   readonly maxOutputBytes: number;
+}
+
+/**
+ * A ToolTask as it crosses to the thread. Cloning an object graph costs several times what cloning one
+ * string does (E2 measured about a tenth of its throughput on it), so the scalar fields travel as one
+ * length-prefixed string, and the arguments and userContext are added only when there are any: the
+ * common `{}` arguments and absent userContext are rebuilt on the other side.
+ */
+export type WireTask = string | readonly [header: string, args: unknown, userContext: unknown];
+
+export function encodeTask(task: ToolTask): WireTask {
+  const { moduleUrl, runId } = task;
+  const header = `${task.attempt},${task.maxOutputBytes},${moduleUrl.length},${runId.length};${moduleUrl}${runId}${task.stepPath}`;
+  return task.userContext === undefined && isEmptyPlainObject(task.args) ? header : [header, task.args, task.userContext];
+}
+
+export function decodeTask(wire: WireTask): ToolTask {
+  const header = typeof wire === 'string' ? wire : wire[0];
+  const attemptEnd = header.indexOf(',');
+  const maxBytesEnd = header.indexOf(',', attemptEnd + 1);
+  const urlLengthEnd = header.indexOf(',', maxBytesEnd + 1);
+  const fieldsEnd = header.indexOf(';', urlLengthEnd + 1);
+  const attempt = Number(header.slice(0, attemptEnd));
+  const maxOutputBytes = Number(header.slice(attemptEnd + 1, maxBytesEnd));
+  const urlLength = Number(header.slice(maxBytesEnd + 1, urlLengthEnd));
+  const runIdLength = Number(header.slice(urlLengthEnd + 1, fieldsEnd));
+  const urlStart = fieldsEnd + 1;
+  const runIdStart = urlStart + urlLength;
+  const pathStart = runIdStart + runIdLength;
+  return {
+    moduleUrl: header.slice(urlStart, runIdStart),
+    runId: header.slice(runIdStart, pathStart),
+    stepPath: header.slice(pathStart),
+    attempt,
+    maxOutputBytes,
+    args: typeof wire === 'string' ? {} : wire[1],
+    userContext: typeof wire === 'string' ? undefined : wire[2],
+  };
+}
+
+function isEmptyPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  // Structured clone copies only own enumerable string keys, the ones for...in visits here.
+  for (const _key in value) return false;
+  return true;
 }
 
 /**
