@@ -4,6 +4,7 @@ import { WorkflowContext } from '../context.ts';
 import { WorkflowCompiler, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import { newRunId } from '../ids.ts';
 import type { WorkflowSource } from '../definition/workflow.ts';
+import { compileWorkflowDocument } from '../definition/declarative/index.ts';
 import { ErrorCode, stepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { WorkflowLogger } from '../observability/workflow-logger.ts';
@@ -39,6 +40,8 @@ export interface EngineOptions {
   readonly maxOutputBytes?: number;
   /** Times a workflow-wide error handler may answer `retry` for one step (default 3). */
   readonly maxHandlerRetries?: number;
+  /** Hears every committed event of every run, in seq order per run (metrics, audit). What it throws is logged, never fails a run. */
+  readonly onEvent?: (event: RunEvent) => void;
   /** Prune runs from the store once they have been finished this long (checked every `sweepSeconds`, default 3600). */
   readonly retention?: { readonly finishedRunMaxAgeSeconds: number; readonly sweepSeconds?: number };
 }
@@ -82,7 +85,7 @@ export class WorkflowEngine {
   /** Runs this engine is executing: recovery must not start a second copy of one. */
   readonly #active = new Set<string>();
   /** Every committed event of every run, for watchers. */
-  readonly #bus = new RunEventBus();
+  readonly #bus: RunEventBus;
   readonly #deadlines = new Deadlines();
   #pool: PoolToolExecutor | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
@@ -98,6 +101,8 @@ export class WorkflowEngine {
       hasModelProvider: options.modelProvider !== undefined,
     };
     this.#logger = options.logger ?? new WorkflowLogger();
+    const observerFailed = (err: unknown) => this.#logger.logError('engine onEvent observer threw', err, { runId: '-', workflowId: '-' });
+    this.#bus = new RunEventBus(options.onEvent, observerFailed);
     this.#executor = {
       run: (invocation: ToolInvocation): Promise<InvocationOutcome> => {
         if (invocation.tool.execution.kind === 'inline') return runInline(invocation);
@@ -116,6 +121,37 @@ export class WorkflowEngine {
     const compiled = this.#compiler.compile(workflow, this.#registry);
     this.#registered.set(`${compiled.id}@${compiled.definitionHash}`, workflow);
     return { workflowId: compiled.id, definitionHash: compiled.definitionHash };
+  }
+
+  /** As `register`, and writes the definition version to the store (a no-op without one). */
+  async registerDurably(workflow: WorkflowSource): Promise<{ readonly workflowId: string; readonly definitionHash: string }> {
+    const registered = this.register(workflow);
+    const store = this.#options.store;
+    if (store !== undefined) await this.#storeDefinition(store, this.#compiler.compile(workflow, this.#registry), workflow);
+    return registered;
+  }
+
+  /**
+   * A definition version by id and hash: a registered one, or a declarative one compiled back from the
+   * store (and registered). Undefined when neither holds it, or when the stored document no longer
+   * compiles against this engine's tools and agents to the same version.
+   */
+  async loadDefinition(workflowId: string, definitionHash: string): Promise<WorkflowSource | undefined> {
+    const registered = this.#registered.get(`${workflowId}@${definitionHash}`);
+    if (registered !== undefined) return registered;
+    const record = await this.#options.store?.getDefinition(workflowId, definitionHash);
+    if (record === undefined || record.kind !== 'declarative') return undefined;
+    let workflow: WorkflowSource;
+    try {
+      workflow = compileWorkflowDocument(JSON.parse(record.document), { tools: this.#registry.tools.values(), agents: this.#registry.agents.values() });
+    } catch (err) {
+      this.#logger.logError(`stored definition ${workflowId}@${definitionHash.slice(0, 12)} no longer compiles`, err, { runId: '-', workflowId });
+      return undefined;
+    }
+    const { definitionHash: hash } = this.register(workflow);
+    if (hash !== definitionHash) return undefined;
+    this.#storedDefinitions.add(`${workflowId}@${definitionHash}`);
+    return workflow;
   }
 
   /** Runs a workflow to its end. Rejects before any step runs if the definition is invalid, or if the store fails. */
@@ -160,7 +196,7 @@ export class WorkflowEngine {
     const failed: { runId: string; workflowId: string; definitionHash: string }[] = [];
     for (const record of await store.unfinishedRuns()) {
       if (this.#active.has(record.runId)) continue;
-      const source = this.#registered.get(`${record.workflowId}@${record.definitionHash}`);
+      const source = await this.loadDefinition(record.workflowId, record.definitionHash);
       if (source === undefined) {
         const error = stepError(
           ErrorCode.DEFINITION_NOT_REGISTERED,
@@ -196,6 +232,11 @@ export class WorkflowEngine {
     const store = this.#options.store;
     if (store === undefined) return 0;
     return store.pruneFinished(Date.now() - olderThanSeconds * 1000);
+  }
+
+  /** Runs executing in this engine now (started or resumed, not finished). */
+  get activeRunCount(): number {
+    return this.#active.size;
   }
 
   /** The pool's current figures, or undefined before the first pool tool ran. */
@@ -248,10 +289,15 @@ export class WorkflowEngine {
     const version = `${compiled.id}@${compiled.definitionHash}`;
     const run = () => this.#newRun(compiled, registry, options, listener, workflow, undefined);
     if (store === undefined || this.#storedDefinitions.has(version)) return run();
-    return store.putDefinition({ workflowId: compiled.id, hash: compiled.definitionHash, document: compiled.document, createdAt: Date.now() }).then(() => {
-      this.#storedDefinitions.add(version);
-      return run();
-    });
+    return this.#storeDefinition(store, compiled, workflow).then(run);
+  }
+
+  async #storeDefinition(store: RunStore, compiled: CompiledWorkflow, workflow: WorkflowSource): Promise<void> {
+    const version = `${compiled.id}@${compiled.definitionHash}`;
+    if (this.#storedDefinitions.has(version)) return;
+    const kind = workflow.definitionDocument === undefined ? 'code' : 'declarative';
+    await store.putDefinition({ workflowId: compiled.id, hash: compiled.definitionHash, document: compiled.document, kind, createdAt: Date.now() });
+    this.#storedDefinitions.add(version);
   }
 
   #newRun(

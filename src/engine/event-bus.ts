@@ -32,8 +32,23 @@ type Listener = (event: RunEvent) => void;
 /** Fan-out of committed events by run id. Publishing to a run nobody watches costs one map lookup. */
 export class RunEventBus {
   readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #everyRun: Listener | undefined;
+  readonly #onObserverError: ((err: unknown) => void) | undefined;
+
+  /** `everyRun` hears every event of every run (metrics, audit); what it throws goes to `onObserverError`. */
+  constructor(everyRun?: Listener, onObserverError?: (err: unknown) => void) {
+    this.#everyRun = everyRun;
+    this.#onObserverError = onObserverError;
+  }
 
   publish(event: RunEvent): void {
+    if (this.#everyRun !== undefined) {
+      try {
+        this.#everyRun(event);
+      } catch (err) {
+        this.#onObserverError?.(err);
+      }
+    }
     const listeners = this.#listeners.get(event.runId);
     if (listeners === undefined) return;
     for (const listener of listeners) listener(event);

@@ -3,7 +3,7 @@
  * the same rules as the SQLite store (seq without gaps, one final result per step path).
  */
 import type { RunEvent } from '../engine/events.ts';
-import { isFinished, StoreError, StoreErrorCode, type DefinitionRecord, type RunQuery, type RunRecord, type RunStore } from './run-store.ts';
+import { isFinished, StoreError, StoreErrorCode, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
 
 interface StoredRun {
@@ -16,6 +16,8 @@ export class MemoryRunStore implements RunStore {
   readonly location = 'memory';
   readonly #definitions = new Map<string, DefinitionRecord>();
   readonly #runs = new Map<string, StoredRun>();
+  readonly #published = new Map<string, PublishedWorkflow>();
+  readonly #requests = new Map<string, RunRequestRecord>();
 
   async putDefinition(definition: DefinitionRecord): Promise<void> {
     const key = `${definition.workflowId}@${definition.hash}`;
@@ -24,6 +26,36 @@ export class MemoryRunStore implements RunStore {
 
   async getDefinition(workflowId: string, hash: string): Promise<DefinitionRecord | undefined> {
     return this.#definitions.get(`${workflowId}@${hash}`);
+  }
+
+  async publishWorkflow(published: PublishedWorkflow): Promise<void> {
+    if (!this.#definitions.has(`${published.workflowId}@${published.definitionHash}`)) {
+      throw new StoreError(StoreErrorCode.STORE_CONFLICT, `workflow ${published.workflowId} version ${published.definitionHash} is not stored`);
+    }
+    this.#published.set(published.workflowId, published);
+  }
+
+  async getPublishedWorkflow(workflowId: string): Promise<PublishedWorkflow | undefined> {
+    return this.#published.get(workflowId);
+  }
+
+  async listPublishedWorkflows(query: { readonly after?: string; readonly limit: number }): Promise<PublishedWorkflow[]> {
+    const after = query.after;
+    return [...this.#published.values()]
+      .filter((p) => after === undefined || p.workflowId > after)
+      .sort((a, b) => (a.workflowId < b.workflowId ? -1 : 1))
+      .slice(0, query.limit);
+  }
+
+  async claimRunRequest(request: RunRequestRecord): Promise<RunRequestRecord> {
+    const stored = this.#requests.get(request.requestId);
+    if (stored !== undefined) return stored;
+    this.#requests.set(request.requestId, request);
+    return request;
+  }
+
+  async releaseRunRequest(requestId: string, runId: string): Promise<void> {
+    if (this.#requests.get(requestId)?.runId === runId) this.#requests.delete(requestId);
   }
 
   append(events: readonly RunEvent[]): Promise<void> {
@@ -84,14 +116,15 @@ export class MemoryRunStore implements RunStore {
   }
 
   async pruneFinished(finishedBefore: number): Promise<number> {
-    let pruned = 0;
+    const pruned = new Set<string>();
     for (const [runId, run] of this.#runs) {
       if (run.record.finishedAt !== undefined && run.record.finishedAt < finishedBefore) {
         this.#runs.delete(runId);
-        pruned += 1;
+        pruned.add(runId);
       }
     }
-    return pruned;
+    for (const [requestId, request] of this.#requests) if (pruned.has(request.runId)) this.#requests.delete(requestId);
+    return pruned.size;
   }
 
   async close(): Promise<void> {}

@@ -21,8 +21,28 @@ export interface DefinitionRecord {
   readonly workflowId: string;
   /** sha256 of `document`. */
   readonly hash: string;
-  /** A canonical JSON description of the definition (for code-defined workflows, not executable). */
+  /** Canonical JSON: a declarative document (executable), or a description of a code-defined workflow (not). */
   readonly document: string;
+  /** 'declarative': `document` compiles back to the workflow, so its runs survive without a `register`. */
+  readonly kind: DefinitionKind;
+  readonly createdAt: number;
+}
+
+export type DefinitionKind = 'code' | 'declarative';
+
+/** The version of a workflow that runs start from by default (set by the coordinator's CreateWorkflow). */
+export interface PublishedWorkflow {
+  readonly workflowId: string;
+  readonly definitionHash: string;
+  readonly publishedAt: number;
+}
+
+/** A StartRun request_id, kept so that a retried request starts nothing new (as long as its run is kept). */
+export interface RunRequestRecord {
+  readonly requestId: string;
+  /** Identifies the request's content: the same request_id with other content is refused. */
+  readonly fingerprint: string;
+  readonly runId: string;
   readonly createdAt: number;
 }
 
@@ -40,6 +60,18 @@ export interface RunStore {
   /** Records a definition version; idempotent by (workflowId, hash). */
   putDefinition(definition: DefinitionRecord): Promise<void>;
   getDefinition(workflowId: string, hash: string): Promise<DefinitionRecord | undefined>;
+  /** Makes a stored definition version the workflow's published (default) one. */
+  publishWorkflow(published: PublishedWorkflow): Promise<void>;
+  getPublishedWorkflow(workflowId: string): Promise<PublishedWorkflow | undefined>;
+  /** Published workflows ordered by id, after `after` (for paging). */
+  listPublishedWorkflows(query: { readonly after?: string; readonly limit: number }): Promise<PublishedWorkflow[]>;
+  /**
+   * Stores a request_id unless one is stored already; either way returns the stored record (compare its
+   * runId with yours to know which). Records are deleted with their run by `pruneFinished`.
+   */
+  claimRunRequest(request: RunRequestRecord): Promise<RunRequestRecord>;
+  /** Forgets a request_id whose run never started, so that the request may be retried. */
+  releaseRunRequest(requestId: string, runId: string): Promise<void>;
   /**
    * Appends a run's events, in seq order, after those already stored. Resolves when they are durable
    * (committed); a later append of the same run is never durable before an earlier one. A `run_started`

@@ -37,6 +37,26 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (run_id, key)
   ) WITHOUT ROWID;
   `,
+  // 2: the coordinator's catalog (which version of each workflow is published), whether a definition is
+  // declarative (its document compiles back, so its runs recover without a `register`), and StartRun
+  // request_ids (kept while their run is).
+  `
+  ALTER TABLE definitions ADD COLUMN kind TEXT NOT NULL DEFAULT 'code';
+
+  CREATE TABLE published_workflows (
+    workflow_id     TEXT PRIMARY KEY,
+    definition_hash TEXT NOT NULL,
+    published_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE run_requests (
+    request_id  TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX run_requests_by_run ON run_requests (run_id);
+  `,
 ];
 
 export const schemaVersion = migrations.length;

@@ -14,7 +14,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
-import { isFinished, StoreError, StoreErrorCode, type DefinitionRecord, type RunQuery, type RunRecord, type RunStore } from './run-store.ts';
+import { isFinished, StoreError, StoreErrorCode, type DefinitionKind, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
 import { migrations, schemaVersion } from './sqlite-schema.ts';
 
 /** Where the coordinator keeps its runs unless told otherwise. */
@@ -57,6 +57,7 @@ const runColumns = "runs.*, (SELECT CAST(substr(MAX(key), 2) AS INTEGER) FROM ru
 /** Log keys: events sort by seq, result markers after them (see the schema). */
 const eventKey = (seq: number) => `e${String(seq).padStart(12, '0')}`;
 
+
 export class SqliteRunStore implements RunStore {
   readonly location: string;
   readonly #db: Database.Database;
@@ -88,7 +89,16 @@ export class SqliteRunStore implements RunStore {
       getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
       readEvents: db.prepare("SELECT body FROM run_log WHERE run_id = ? AND key > ? AND key < 'f' ORDER BY key").pluck(),
       unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, run_id`),
-      putDefinition: db.prepare('INSERT OR IGNORE INTO definitions (workflow_id, hash, document, created_at) VALUES (?, ?, ?, ?)'),
+      putDefinition: db.prepare('INSERT OR IGNORE INTO definitions (workflow_id, hash, document, kind, created_at) VALUES (?, ?, ?, ?, ?)'),
+      publishWorkflow: db.prepare(
+        'INSERT INTO published_workflows (workflow_id, definition_hash, published_at) SELECT workflow_id, hash, ? FROM definitions WHERE workflow_id = ? AND hash = ? ' +
+          'ON CONFLICT (workflow_id) DO UPDATE SET definition_hash = excluded.definition_hash, published_at = excluded.published_at',
+      ),
+      getPublished: db.prepare('SELECT * FROM published_workflows WHERE workflow_id = ?'),
+      listPublished: db.prepare('SELECT * FROM published_workflows WHERE workflow_id > ? ORDER BY workflow_id LIMIT ?'),
+      claimRequest: db.prepare('INSERT INTO run_requests (request_id, fingerprint, run_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING'),
+      getRequest: db.prepare('SELECT * FROM run_requests WHERE request_id = ?'),
+      releaseRequest: db.prepare('DELETE FROM run_requests WHERE request_id = ? AND run_id = ?'),
       getDefinition: db.prepare('SELECT * FROM definitions WHERE workflow_id = ? AND hash = ?'),
     };
     this.#writeBatch = db.transaction((batch: readonly PendingAppend[]) => this.#write(batch));
@@ -135,12 +145,41 @@ export class SqliteRunStore implements RunStore {
   }
 
   async putDefinition(definition: DefinitionRecord): Promise<void> {
-    this.#run('store a definition', () => this.#statements.putDefinition.run(definition.workflowId, definition.hash, definition.document, definition.createdAt));
+    this.#run('store a definition', () =>
+      this.#statements.putDefinition.run(definition.workflowId, definition.hash, definition.document, definition.kind, definition.createdAt),
+    );
   }
 
   async getDefinition(workflowId: string, hash: string): Promise<DefinitionRecord | undefined> {
-    const row = this.#statements.getDefinition.get(workflowId, hash) as { workflow_id: string; hash: string; document: string; created_at: number } | undefined;
-    return row === undefined ? undefined : { workflowId: row.workflow_id, hash: row.hash, document: row.document, createdAt: row.created_at };
+    const row = this.#statements.getDefinition.get(workflowId, hash) as
+      | { workflow_id: string; hash: string; document: string; kind: DefinitionKind; created_at: number }
+      | undefined;
+    return row === undefined ? undefined : { workflowId: row.workflow_id, hash: row.hash, document: row.document, kind: row.kind, createdAt: row.created_at };
+  }
+
+  async publishWorkflow(published: PublishedWorkflow): Promise<void> {
+    const changes = this.#run('publish a workflow', () => this.#statements.publishWorkflow.run(published.publishedAt, published.workflowId, published.definitionHash).changes);
+    if (changes === 0) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `workflow ${published.workflowId} version ${published.definitionHash} is not stored`);
+  }
+
+  async getPublishedWorkflow(workflowId: string): Promise<PublishedWorkflow | undefined> {
+    const row = this.#statements.getPublished.get(workflowId) as PublishedRow | undefined;
+    return row === undefined ? undefined : toPublished(row);
+  }
+
+  async listPublishedWorkflows(query: { readonly after?: string; readonly limit: number }): Promise<PublishedWorkflow[]> {
+    return (this.#statements.listPublished.all(query.after ?? '', query.limit) as PublishedRow[]).map(toPublished);
+  }
+
+  async claimRunRequest(request: RunRequestRecord): Promise<RunRequestRecord> {
+    const s = this.#statements;
+    this.#run('store a request_id', () => s.claimRequest.run(request.requestId, request.fingerprint, request.runId, request.createdAt));
+    const row = s.getRequest.get(request.requestId) as { request_id: string; fingerprint: string; run_id: string; created_at: number };
+    return { requestId: row.request_id, fingerprint: row.fingerprint, runId: row.run_id, createdAt: row.created_at };
+  }
+
+  async releaseRunRequest(requestId: string, runId: string): Promise<void> {
+    this.#run('forget a request_id', () => this.#statements.releaseRequest.run(requestId, runId));
   }
 
   append(events: readonly RunEvent[]): Promise<void> {
@@ -200,6 +239,7 @@ export class SqliteRunStore implements RunStore {
       this.#db.transaction(() => {
         const doomed = 'SELECT run_id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?';
         this.#db.prepare(`DELETE FROM run_log WHERE run_id IN (${doomed})`).run(finishedBefore);
+        this.#db.prepare(`DELETE FROM run_requests WHERE run_id IN (${doomed})`).run(finishedBefore);
         return this.#db.prepare('DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?').run(finishedBefore).changes;
       })(),
     );
@@ -301,6 +341,16 @@ function migrate(db: Database.Database, location: string): void {
     for (let version = current; version < schemaVersion; version++) db.exec(migrations[version]!);
     db.pragma(`user_version = ${schemaVersion}`);
   }).immediate();
+}
+
+interface PublishedRow {
+  readonly workflow_id: string;
+  readonly definition_hash: string;
+  readonly published_at: number;
+}
+
+function toPublished(row: PublishedRow): PublishedWorkflow {
+  return { workflowId: row.workflow_id, definitionHash: row.definition_hash, publishedAt: row.published_at };
 }
 
 function toRecord(row: RunRow): RunRecord {

@@ -8,6 +8,7 @@ import type { RunEvent, StepResultData } from 'jaf-workflows';
 import { MemoryRunStore } from '../../src/store/memory-store.ts';
 import { StoreError, type RunStore } from '../../src/store/run-store.ts';
 import { SqliteRunStore } from '../../src/store/sqlite-store.ts';
+import { migrations, schemaVersion } from '../../src/store/sqlite-schema.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -91,11 +92,45 @@ describe.each(stores)('RunStore contract: %s', (_name, open) => {
 
   it('keeps definitions by (workflow, hash), idempotently', async () => {
     const store = open();
-    const def = { workflowId: 'wf', hash: 'h1', document: '{"v":1}', createdAt: 1 };
+    const def = { workflowId: 'wf', hash: 'h1', document: '{"v":1}', kind: 'declarative' as const, createdAt: 1 };
     await store.putDefinition(def);
     await store.putDefinition({ ...def, document: 'ignored', createdAt: 2 });
     expect(await store.getDefinition('wf', 'h1')).toEqual(def);
     expect(await store.getDefinition('wf', 'h2')).toBeUndefined();
+    await store.close();
+  });
+
+  it('publishes a stored version per workflow, listed by id after a cursor', async () => {
+    const store = open();
+    for (const [workflowId, hash] of [['b', 'h1'], ['a', 'h1'], ['a', 'h2'], ['c', 'h1']] as const) {
+      await store.putDefinition({ workflowId, hash, document: '{}', kind: 'declarative', createdAt: 1 });
+    }
+    await store.publishWorkflow({ workflowId: 'a', definitionHash: 'h1', publishedAt: 1 });
+    await store.publishWorkflow({ workflowId: 'b', definitionHash: 'h1', publishedAt: 2 });
+    await store.publishWorkflow({ workflowId: 'a', definitionHash: 'h2', publishedAt: 3 });
+    await expect(store.publishWorkflow({ workflowId: 'c', definitionHash: 'nope', publishedAt: 4 })).rejects.toMatchObject({ code: 'STORE_CONFLICT' });
+    expect(await store.getPublishedWorkflow('a')).toEqual({ workflowId: 'a', definitionHash: 'h2', publishedAt: 3 });
+    expect(await store.getPublishedWorkflow('c')).toBeUndefined();
+    expect((await store.listPublishedWorkflows({ limit: 10 })).map((p) => p.workflowId)).toEqual(['a', 'b']);
+    expect((await store.listPublishedWorkflows({ after: 'a', limit: 10 })).map((p) => p.workflowId)).toEqual(['b']);
+    expect(await store.listPublishedWorkflows({ limit: 1 })).toHaveLength(1);
+    await store.close();
+  });
+
+  it('claims a request_id once, releases it only for its own run, and prunes it with its run', async () => {
+    const store = open();
+    const first = { requestId: 'req-1', fingerprint: 'f1', runId: 'r1', createdAt: 1 };
+    expect(await store.claimRunRequest(first)).toEqual(first);
+    expect(await store.claimRunRequest({ ...first, fingerprint: 'f2', runId: 'r2' })).toEqual(first);
+    await store.releaseRunRequest('req-1', 'r2');
+    expect(await store.claimRunRequest({ ...first, runId: 'r3' })).toEqual(first);
+    await store.releaseRunRequest('req-1', 'r1');
+    const again = { ...first, runId: 'r4' };
+    expect(await store.claimRunRequest(again)).toEqual(again);
+    await store.append([started('r4', 1), runDone('r4', 2, 5)]);
+    expect(await store.pruneFinished(10)).toBe(1);
+    const fresh = { ...first, runId: 'r5' };
+    expect(await store.claimRunRequest(fresh)).toEqual(fresh);
     await store.close();
   });
 });
@@ -131,6 +166,25 @@ describe('SqliteRunStore', () => {
     await first.close();
     const second = SqliteRunStore.open({ path });
     await second.close();
+  });
+
+  it('migrates a version-1 file in place, keeping its runs and definitions', async () => {
+    const path = join(tempDir(), 'v1.db');
+    const db = new Database(path);
+    db.exec(migrations[0]!);
+    db.pragma('user_version = 1');
+    db.prepare("INSERT INTO definitions VALUES ('wf', 'h1', '{}', 7)").run();
+    db.prepare("INSERT INTO runs VALUES ('r1', 'wf', 'h1', 'running', 1, NULL)").run();
+    db.prepare("INSERT INTO run_log VALUES ('r1', 'e000000000001', ?)").run(JSON.stringify(started('r1')));
+    db.close();
+    const store = SqliteRunStore.open({ path });
+    expect(await store.getDefinition('wf', 'h1')).toEqual({ workflowId: 'wf', hash: 'h1', document: '{}', kind: 'code', createdAt: 7 });
+    expect(await store.readEvents('r1')).toEqual([started('r1')]);
+    await store.publishWorkflow({ workflowId: 'wf', definitionHash: 'h1', publishedAt: 8 });
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(schemaVersion);
+    check.close();
   });
 
   it('refuses a schema newer than it understands', () => {
