@@ -8,10 +8,13 @@ export type AnyRequest = Record<string, unknown>;
 
 export class CoordinatorError extends Error {
   readonly code: string;
-  constructor(code: CoordinatorErrorCode, message: string) {
+  /** The request field at fault (AIP-193 path), reported as a google.rpc.BadRequest violation. */
+  readonly field: string | undefined;
+  constructor(code: CoordinatorErrorCode, message: string, field?: string) {
     super(message);
     this.name = 'CoordinatorError';
     this.code = code;
+    this.field = field;
   }
 }
 
@@ -30,7 +33,7 @@ export const RUN_STATUSES: Readonly<Record<string, RunStatus>> = {
 export function pageSizeOf(value: unknown): number {
   const n = Number(value ?? 0);
   if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
-    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `page_size must be between 0 and ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE}), got ${String(value)}`);
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `page_size must be between 0 and ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE}), got ${String(value)}`, 'page_size');
   }
   return n === 0 ? DEFAULT_PAGE_SIZE : n;
 }
@@ -53,7 +56,7 @@ export function decodePageToken<T>(token: unknown, kind: string, check: (value: 
       cursor = undefined;
     }
   }
-  if (cursor === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'page_token is malformed (pass back a next_page_token unchanged)');
+  if (cursor === undefined) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'page_token is malformed (pass back a next_page_token unchanged)', 'page_token');
   return cursor;
 }
 
@@ -64,10 +67,11 @@ export function toList<T extends { readonly name: string }>(items: Named<T> | un
   return Array.isArray(items) ? [...(items as readonly T[])] : Object.values(items as Readonly<Record<string, T>>);
 }
 
-export function resourceId(name: unknown, collection: 'workflows' | 'runs'): string {
+/** The id in a resource name (`runs/{id}`); `field` names the request field for the error. */
+export function resourceId(name: unknown, collection: 'workflows' | 'runs', field = 'name'): string {
   const prefix = `${collection}/`;
   if (typeof name !== 'string' || !name.startsWith(prefix) || name.length === prefix.length || name.indexOf('/', prefix.length) !== -1) {
-    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `expected a resource name ${prefix}{id}, got ${JSON.stringify(name)}`);
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `${field}: expected a resource name ${prefix}{id}, got ${JSON.stringify(name)}`, field);
   }
   return name.slice(prefix.length);
 }
@@ -78,6 +82,6 @@ export function jsonObject(struct: unknown): Record<string, unknown> | undefined
 
 export function afterSeqOf(value: unknown): number {
   const n = Number(value ?? 0);
-  if (!Number.isSafeInteger(n) || n < 0) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `after_seq must be a non-negative integer, got ${String(value)}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `after_seq must be a non-negative integer, got ${String(value)}`, 'after_seq');
   return n;
 }

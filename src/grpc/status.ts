@@ -22,6 +22,7 @@ import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { WatchErrorCode } from '../engine/event-bus.ts';
 import { ErrorCode, WorkflowDefinitionError } from '../errors.ts';
 import { StoreErrorCode } from '../store/run-store.ts';
+import { encodeRichStatus, fieldPath, STATUS_DETAILS_METADATA_KEY, type FieldViolation } from './rich-status.ts';
 
 /** Codes only the coordinator raises (the gRPC layer), beside the engine's, the store's and the watcher's. */
 export const CoordinatorErrorCode = {
@@ -83,6 +84,14 @@ export const grpcStatusByCode: Readonly<Record<MappedErrorCode, status>> = Objec
   MAX_TURNS_EXCEEDED: status.RESOURCE_EXHAUSTED, // the agent's turn budget ran out
   MODEL_ERROR: status.UNAVAILABLE, // the model provider failed, transiently as far as we know
   AGENT_OUTPUT_INVALID: status.UNKNOWN, // the model's answer did not fit its schema
+  AGENT_HANDOFF_INVALID: status.UNKNOWN, // the model named a handoff target it may not use
+  MODEL_RATE_LIMITED: status.RESOURCE_EXHAUSTED, // the endpoint's quota ran out for now
+  MODEL_UNAVAILABLE: status.UNAVAILABLE, // transient upstream failure
+  // Not UNAUTHENTICATED: the engine's credentials for the model are wrong, not the RPC caller's.
+  MODEL_AUTH_FAILED: status.FAILED_PRECONDITION, // the deployment's API key must be fixed
+  MODEL_CONTEXT_LENGTH_EXCEEDED: status.RESOURCE_EXHAUSTED, // a size ran out: the context window
+  MODEL_INVALID_REQUEST: status.FAILED_PRECONDITION, // the agent's model/parameters or the endpoint must be fixed
+  MODEL_RESPONSE_INVALID: status.UNKNOWN, // the endpoint answered something that is not a chat completion
   DEFINITION_NOT_REGISTERED: status.FAILED_PRECONDITION, // register the version first
   INVALID_DEFINITION: status.INVALID_ARGUMENT, // WorkflowDefinitionError
   INTERNAL: status.INTERNAL,
@@ -97,7 +106,7 @@ export const grpcStatusByCode: Readonly<Record<MappedErrorCode, status>> = Objec
   STORE_CONFLICT: status.INTERNAL, // an event-log invariant broke: a bug
   // --- watching runs (src/engine/event-bus.ts) ---
   RUN_NOT_FOUND: status.NOT_FOUND, // also a coordinator code
-  WATCH_TOO_SLOW: status.UNAVAILABLE, // transient: resume with after_seq = the last seq received
+  WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED, // its buffer ran out: resume with after_seq = the last seq received
   // --- coordinator ---
   INVALID_REQUEST: status.INVALID_ARGUMENT,
   WORKFLOW_NOT_FOUND: status.NOT_FOUND,
@@ -144,10 +153,18 @@ export function toGrpcStatus(thrown: unknown): Partial<StatusObject> & { code: s
   metadata.set(ERROR_CODE_METADATA_KEY, asciiOnly(code));
   const retryable = (thrown as { retryable?: unknown }).retryable;
   if (typeof retryable === 'boolean') metadata.set(RETRYABLE_METADATA_KEY, String(retryable));
+  let fieldViolations: FieldViolation[] | undefined;
   if (thrown instanceof WorkflowDefinitionError) {
     metadata.set(DEFINITION_ISSUES_METADATA_KEY, Buffer.from(JSON.stringify(thrown.issues), 'utf8'));
+    fieldViolations = thrown.issues.map((issue) => ({ field: fieldPath('document', issue.path), description: issue.message, reason: issue.code }));
+  } else {
+    const field = (thrown as { field?: unknown }).field;
+    if (typeof field === 'string' && field !== '') fieldViolations = [{ field, description: message, reason: code }];
   }
-  return { code: grpcStatusForCode(code), details: message, metadata };
+  const grpcCode = grpcStatusForCode(code);
+  const info: { reason: string; metadata: Record<string, string> } = { reason: code, metadata: typeof retryable === 'boolean' ? { retryable: String(retryable) } : {} };
+  metadata.set(STATUS_DETAILS_METADATA_KEY, encodeRichStatus({ code: grpcCode, message, errorInfo: info, ...(fieldViolations === undefined ? {} : { fieldViolations }) }));
+  return { code: grpcCode, details: message, metadata };
 }
 
 function errorCodeOf(thrown: unknown): string | undefined {

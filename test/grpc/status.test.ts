@@ -57,7 +57,7 @@ describe('error code -> gRPC status', () => {
       POOL_CLOSED: status.UNAVAILABLE,
       SHUTTING_DOWN: status.UNAVAILABLE,
       STORE_LOCKED: status.UNAVAILABLE,
-      WATCH_TOO_SLOW: status.UNAVAILABLE,
+      WATCH_TOO_SLOW: status.RESOURCE_EXHAUSTED,
       UNAUTHENTICATED: status.UNAUTHENTICATED,
       PERMISSION_DENIED: status.PERMISSION_DENIED,
       CANCELLED: status.CANCELLED,
@@ -100,7 +100,7 @@ describe('toGrpcStatus', () => {
     expect([own.code, own.metadata.get(ERROR_CODE_METADATA_KEY)]).toEqual([status.UNKNOWN, ['PAYMENT_DECLINED']]);
 
     const slow = toGrpcStatus(new WatchError(WatchErrorCode.WATCH_TOO_SLOW, 'resume from seq 41'));
-    expect([slow.code, slow.metadata.get(RETRYABLE_METADATA_KEY)]).toEqual([status.UNAVAILABLE, ['true']]);
+    expect([slow.code, slow.metadata.get(RETRYABLE_METADATA_KEY)]).toEqual([status.RESOURCE_EXHAUSTED, ['true']]);
     expect(toGrpcStatus(new WatchError(WatchErrorCode.RUN_NOT_FOUND, 'run x does not exist')).code).toBe(status.NOT_FOUND);
 
     const coordinator = toGrpcStatus(Object.assign(new Error('run runs/x does not exist'), { code: CoordinatorErrorCode.RUN_NOT_FOUND }));

@@ -1,0 +1,148 @@
+/**
+ * Starting runs for StartRun and ExecuteWorkflow: builds the run's context from the request, starts it
+ * on the engine, answers once its run_started event is stored, and keeps each running run's
+ * AbortController for CancelRun.
+ *
+ * request_id idempotency (AIP-155) is durable: the request_id, a fingerprint of the request and the run
+ * id chosen for it are stored before the run starts, so a retry after a crash or a restart finds the
+ * same run (or starts it under the same id if it never got going), and the same request_id with other
+ * content is refused with REQUEST_ID_REUSED.
+ */
+import { createHash } from 'node:crypto';
+import { WorkflowContext } from '../context.ts';
+import type { WorkflowEngine } from '../engine/engine.ts';
+import type { RunEvent } from '../engine/events.ts';
+import { newRunId } from '../ids.ts';
+import type { WorkflowLogger } from '../observability/workflow-logger.ts';
+import type { RunStore } from '../store/run-store.ts';
+import { CoordinatorError, jsonObject, resourceId, RUN_ID_PATTERN, type AnyRequest } from './requests.ts';
+import { CoordinatorErrorCode } from './status.ts';
+import type { WorkflowCatalog } from './workflow-catalog.ts';
+
+export const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+export interface LauncherOptions {
+  readonly engine: WorkflowEngine;
+  readonly store: RunStore;
+  readonly catalog: WorkflowCatalog;
+  readonly logger: WorkflowLogger | undefined;
+  /** How long a start waits for run_started to be stored, ms. */
+  readonly startTimeoutMs: number;
+}
+
+export class RunLauncher {
+  readonly #options: LauncherOptions;
+  /** Runs started here and not settled: their AbortController, for CancelRun. */
+  readonly #active = new Map<string, AbortController>();
+  /** Starts in flight by request_id: a concurrent duplicate joins the first instead of racing it. */
+  readonly #starting = new Map<string, { readonly fingerprint: string; readonly runId: Promise<string> }>();
+
+  constructor(options: LauncherOptions) {
+    this.#options = options;
+  }
+
+  /** Starts the run a StartRunRequest describes (or finds the one its request_id already started); resolves with its id. */
+  start(request: AnyRequest): Promise<string> {
+    const requestId = typeof request.requestId === 'string' ? request.requestId : '';
+    if (requestId === '') return this.#launch(request, this.#explicitRunId(request) ?? newRunId(), true);
+    if (!REQUEST_ID_PATTERN.test(requestId)) {
+      return Promise.reject(new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'request_id must be 1-128 printable ASCII characters', 'request_id'));
+    }
+    const fingerprint = requestFingerprint(request);
+    const inFlight = this.#starting.get(requestId);
+    if (inFlight !== undefined) return inFlight.fingerprint === fingerprint ? inFlight.runId : Promise.reject(reused(requestId));
+    const runId = this.#startOnce(request, requestId, fingerprint);
+    this.#starting.set(requestId, { fingerprint, runId });
+    const forget = () => this.#starting.delete(requestId);
+    runId.then(forget, forget);
+    return runId;
+  }
+
+  /** The controller of a run executing here, if any. */
+  controller(runId: string): AbortController | undefined {
+    return this.#active.get(runId);
+  }
+
+  async #startOnce(request: AnyRequest, requestId: string, fingerprint: string): Promise<string> {
+    const { store } = this.#options;
+    const explicit = this.#explicitRunId(request);
+    const mine = explicit ?? newRunId();
+    const claimed = await store.claimRunRequest({ requestId, fingerprint, runId: mine, createdAt: Date.now() });
+    if (claimed.fingerprint !== fingerprint) throw reused(requestId);
+    if (claimed.runId !== mine && (this.#active.has(claimed.runId) || (await store.getRun(claimed.runId)) !== undefined)) {
+      return claimed.runId;
+    }
+    // Ours, or claimed by a coordinator that stopped before the run started: start it under the claimed id.
+    try {
+      return await this.#launch(request, claimed.runId, claimed.runId === mine && explicit !== undefined);
+    } catch (err) {
+      await store.releaseRunRequest(requestId, claimed.runId).catch(() => {});
+      throw err;
+    }
+  }
+
+  #explicitRunId(request: AnyRequest): string | undefined {
+    if (typeof request.runId !== 'string' || request.runId === '') return undefined;
+    if (!RUN_ID_PATTERN.test(request.runId)) {
+      throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `run_id must be 1-128 characters of letters, digits, '.', '_', '~' or '-'`, 'run_id');
+    }
+    return request.runId;
+  }
+
+  async #launch(request: AnyRequest, runId: string, checkUnused: boolean): Promise<string> {
+    const { engine, store, catalog, startTimeoutMs } = this.#options;
+    const { workflow } = await catalog.resolve(resourceId(request.workflow, 'workflows', 'workflow'), typeof request.definitionHash === 'string' ? request.definitionHash : undefined);
+    if (checkUnused && (this.#active.has(runId) || (await store.getRun(runId)) !== undefined)) {
+      throw new CoordinatorError(CoordinatorErrorCode.RUN_ALREADY_EXISTS, `run ${runId} already exists`, 'run_id');
+    }
+    const ctx = new WorkflowContext({
+      workflowId: workflow.id,
+      variables: jsonObject(request.variables) ?? {},
+      metadata: jsonObject(request.metadata) ?? {},
+      userContext: jsonObject(request.userContext),
+    });
+    const controller = new AbortController();
+    this.#active.set(runId, controller);
+    let onStarted!: (runId: string) => void;
+    let onFailed!: (err: unknown) => void;
+    const started = new Promise<string>((resolve, reject) => {
+      onStarted = resolve;
+      onFailed = reject;
+    });
+    const onEvent = (event: RunEvent): void => {
+      if (event.type === 'run_started') onStarted(event.runId);
+    };
+    const execution = engine.executeWorkflow(workflow, ctx, { runId, signal: controller.signal, onEvent });
+    execution.then(
+      () => onStarted(runId),
+      (err: unknown) => {
+        onFailed(err);
+        this.#options.logger?.logError('run failed to execute', err, { runId, workflowId: workflow.id });
+      },
+    );
+    void execution
+      .finally(() => {
+        if (this.#active.get(runId) === controller) this.#active.delete(runId);
+      })
+      .catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new CoordinatorError(CoordinatorErrorCode.SHUTTING_DOWN, `the run did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
+    });
+    try {
+      return await Promise.race([started, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function reused(requestId: string): CoordinatorError {
+  return new CoordinatorError(CoordinatorErrorCode.REQUEST_ID_REUSED, `request_id ${requestId} was used with a different request`, 'request_id');
+}
+
+/** What identifies a StartRun request's content (everything but the request_id). */
+function requestFingerprint(request: AnyRequest): string {
+  const content = JSON.stringify([request.workflow, request.definitionHash ?? '', request.variables ?? null, request.metadata ?? null, request.userContext ?? null, request.runId ?? '']);
+  return createHash('sha256').update(content).digest('hex');
+}
