@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { WorkflowContext } from '../context.ts';
 import type { StepKind } from '../definition/types.ts';
 import type { StepError } from '../errors.ts';
@@ -23,11 +23,31 @@ export interface WorkflowLoggerOptions {
 
 let rootLogger: Logger | undefined;
 
+/**
+ * Secrets pino censors wherever a log call passes them (an options object, request headers, gRPC
+ * metadata): the bearer token, API keys, authorization headers.
+ */
+export const REDACTED_PATHS: readonly string[] = [
+  'token',
+  '*.token',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  '*.headers.authorization',
+  '*.metadata.authorization',
+];
+
+/** pino options every logger of this project starts from: the service name, and secrets redacted. */
+export function basePinoOptions(level: string): LoggerOptions {
+  return { level, base: { service: 'jaf-workflows' }, redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' } };
+}
+
 /** The process-wide default: JSON lines on stdout, level from LOG_LEVEL (read when first used; default info). */
 export function defaultLogger(): Logger {
   if (rootLogger === undefined) {
     const level = logLevelFromEnv();
-    rootLogger = pino({ level, base: { service: 'jaf-workflows' } });
+    rootLogger = pino(basePinoOptions(level));
     if (level !== (process.env.LOG_LEVEL ?? 'info')) rootLogger.warn(`LOG_LEVEL=${process.env.LOG_LEVEL} is not a pino level; logging at info`);
   }
   return rootLogger;
