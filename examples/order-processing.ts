@@ -26,10 +26,12 @@ import {
   WorkflowContext,
   WorkflowEngine,
   WorkflowLogger,
+  modelProviderFromEnv,
   siblingModule,
   textReply,
   toolCallReply,
   type AgentState,
+  type ChosenProvider,
   type EngineOptions,
   type ModelRequest,
   type ModelResponse,
@@ -424,14 +426,22 @@ export class ConsoleOrderLogger extends WorkflowLogger {
 }
 
 /**
- * An engine with the example's tools and agents registered, the offline scripted model provider and a
+ * The example's model: an OpenAI-compatible endpoint when OPENAI_API_KEY or OPENAI_BASE_URL is set (model
+ * from JAF_MODEL), else the offline scripted provider.
+ */
+export function orderModelProvider(env: Readonly<Record<string, string | undefined>> = process.env): ChosenProvider {
+  return modelProviderFromEnv(env, createOfflineModelProvider, `the offline scripted model provider (replies marked ${SCRIPTED_LABEL}; no model is called)`);
+}
+
+/**
+ * An engine with the example's tools and agents registered, the model from `orderModelProvider()` and a
  * two-thread tool pool. Any option given replaces the default one.
  */
 export function createOrderEngine(options: EngineOptions = {}): WorkflowEngine {
   return new WorkflowEngine({
     tools: orderTools,
     agents: orderAgents,
-    modelProvider: createOfflineModelProvider(),
+    modelProvider: orderModelProvider().provider,
     pool: { maxThreads: 2 },
     logger: new ConsoleOrderLogger(),
     ...options,
@@ -461,7 +471,7 @@ export async function main(): Promise<WorkflowResult> {
   const context = createOrderContext();
 
   console.log('🚀 Starting order processing workflow...');
-  console.log(`   Agents answer from a ScriptedModelProvider: scripted offline replies marked ${SCRIPTED_LABEL}; no model is called.`);
+  console.log(`   Agents answer from ${orderModelProvider().description}.`);
   try {
     // Execute workflow
     const result = await engine.executeWorkflow(workflow, context);

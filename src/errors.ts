@@ -41,6 +41,20 @@ export const ErrorCode = {
   MODEL_ERROR: 'MODEL_ERROR',
   /** An agent's final answer did not match its output schema. */
   AGENT_OUTPUT_INVALID: 'AGENT_OUTPUT_INVALID',
+  /** The model asked for a handoff to an agent it may not hand off to, or that no registry knows. */
+  AGENT_HANDOFF_INVALID: 'AGENT_HANDOFF_INVALID',
+  /** The model endpoint answered 429 (rate limit); `details.retryAfterMs` carries its Retry-After. */
+  MODEL_RATE_LIMITED: 'MODEL_RATE_LIMITED',
+  /** The model endpoint answered 5xx (or 408/409), or could not be reached. */
+  MODEL_UNAVAILABLE: 'MODEL_UNAVAILABLE',
+  /** The model endpoint refused the credentials (401/403). */
+  MODEL_AUTH_FAILED: 'MODEL_AUTH_FAILED',
+  /** The conversation does not fit the model's context window. */
+  MODEL_CONTEXT_LENGTH_EXCEEDED: 'MODEL_CONTEXT_LENGTH_EXCEEDED',
+  /** The model endpoint rejected the request (other 4xx: unknown model, bad parameters, no model configured). */
+  MODEL_INVALID_REQUEST: 'MODEL_INVALID_REQUEST',
+  /** The model endpoint answered with a body that is not a chat completion (malformed JSON, no choices). */
+  MODEL_RESPONSE_INVALID: 'MODEL_RESPONSE_INVALID',
   /** A recovered run is pinned to a definition version that is not registered on this engine. */
   DEFINITION_NOT_REGISTERED: 'DEFINITION_NOT_REGISTERED',
   /** The workflow definition is invalid (see `WorkflowDefinitionError.issues`). */
@@ -78,6 +92,13 @@ const retryableByDefault: Readonly<Record<ErrorCode, boolean>> = {
   MAX_TURNS_EXCEEDED: false,
   MODEL_ERROR: true,
   AGENT_OUTPUT_INVALID: true,
+  AGENT_HANDOFF_INVALID: true, // the model's mistake: another attempt may choose differently
+  MODEL_RATE_LIMITED: true,
+  MODEL_UNAVAILABLE: true,
+  MODEL_AUTH_FAILED: false,
+  MODEL_CONTEXT_LENGTH_EXCEEDED: false, // the same conversation will not fit next time either
+  MODEL_INVALID_REQUEST: false,
+  MODEL_RESPONSE_INVALID: true, // most often a truncated body or a proxy's error page; the retry policy bounds it
   DEFINITION_NOT_REGISTERED: false,
   INVALID_DEFINITION: false,
   INTERNAL: false,

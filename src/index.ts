@@ -43,8 +43,13 @@ export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-e
 export { RecordingClock, systemClock, type Clock } from './engine/clock.ts';
 export { builtinTools } from './tools/builtin.ts';
 export { Tool, siblingModule, type ToolContext, type ToolSpec, type InlineToolSpec, type ModuleToolSpec, type JsonSchema } from './tools/tool.ts';
-export { Agent, type AgentSpec, type AgentState } from './agents/agent.ts';
+export { Agent, HANDOFF_TOOL_NAME, type AgentSpec, type AgentState } from './agents/agent.ts';
+export { OpenAIModelProvider, OPENAI_PROVIDER_ENV, parseRetryAfter, type OpenAIModelProviderOptions } from './agents/openai-provider.ts';
+export { modelProviderFromEnv, type ChosenProvider } from './agents/provider-from-env.ts';
+export type { AgentResolver } from './agents/handoff.ts';
+export { MAX_RETRY_AFTER_MS } from './engine/retry.ts';
 export {
+  ModelError,
   ScriptedModelProvider,
   textReply,
   toolCallReply,

@@ -3,6 +3,12 @@ import type { WorkflowContext } from '../context.ts';
 import { Limits } from '../limits.ts';
 import { compileSchema, Tool, type JsonSchema } from '../tools/tool.ts';
 
+/** The name of the tool through which a model hands off (jaf-py's built-in `handoff` tool). */
+export const HANDOFF_TOOL_NAME = 'handoff';
+
+/** Handoff targets per agent; the handoff tool's enum, kept small enough for a model to choose from. */
+const MAX_HANDOFF_TARGETS = 64;
+
 /** What an agent's instructions function receives. */
 export interface AgentState {
   readonly agentName: string;
@@ -24,6 +30,11 @@ export interface AgentSpec {
   readonly maxTurns?: number;
   readonly temperature?: number;
   readonly maxTokens?: number;
+  /**
+   * Agents this one may hand the conversation to (JAF's `handoffs`): an Agent, or the name of one the
+   * engine's registry (or another agent's `handoffs`) knows. The model gets a `handoff` tool for them.
+   */
+  readonly handoffs?: readonly (Agent | string)[];
 }
 
 export class Agent {
@@ -35,6 +46,7 @@ export class Agent {
   readonly maxTurns: number;
   readonly temperature: number | undefined;
   readonly maxTokens: number | undefined;
+  readonly handoffs: readonly (Agent | string)[];
   readonly #toolsByName: ReadonlyMap<string, Tool>;
   readonly #validateOutput: ValidateFunction | undefined;
 
@@ -59,7 +71,13 @@ export class Agent {
       byName.set(tool.name, tool);
     }
     this.#toolsByName = byName;
+    this.handoffs = Object.freeze(checkHandoffs(spec.name, spec.handoffs ?? [], byName));
     this.#validateOutput = spec.outputSchema === undefined ? undefined : compileSchema(spec.outputSchema, `Agent ${spec.name}: outputSchema`);
+  }
+
+  /** The names of the agents this one may hand off to, in the order given. */
+  get handoffNames(): readonly string[] {
+    return this.handoffs.map((h) => (typeof h === 'string' ? h : h.name));
   }
 
   tool(name: string): Tool | undefined {
@@ -77,4 +95,21 @@ export class Agent {
     const first = validate.errors?.[0];
     return `output${first?.instancePath.replaceAll('/', '.') ?? ''} ${first?.message ?? 'does not match the schema'}`;
   }
+}
+
+function checkHandoffs(agentName: string, handoffs: readonly (Agent | string)[], tools: ReadonlyMap<string, Tool>): (Agent | string)[] {
+  if (!Array.isArray(handoffs)) throw new TypeError(`Agent ${agentName}: handoffs must be an array of Agents or agent names`);
+  if (handoffs.length > MAX_HANDOFF_TARGETS) throw new TypeError(`Agent ${agentName}: handoffs lists ${handoffs.length} agents; at most ${MAX_HANDOFF_TARGETS}`);
+  if (handoffs.length > 0 && tools.has(HANDOFF_TOOL_NAME)) {
+    throw new TypeError(`Agent ${agentName}: a tool named ${HANDOFF_TOOL_NAME} clashes with the handoff tool its handoffs need`);
+  }
+  const seen = new Set<string>();
+  for (const [index, target] of handoffs.entries()) {
+    const name = typeof target === 'string' ? target : target instanceof Agent ? target.name : undefined;
+    if (name === undefined || name === '') throw new TypeError(`Agent ${agentName}: handoffs[${index}] must be an Agent or a non-empty agent name`);
+    if (name === agentName) throw new TypeError(`Agent ${agentName}: handoffs[${index}] names the agent itself`);
+    if (seen.has(name)) throw new TypeError(`Agent ${agentName}: handoffs lists ${name} twice`);
+    seen.add(name);
+  }
+  return [...handoffs];
 }

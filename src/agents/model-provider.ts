@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.ts';
 import type { JsonSchema } from '../tools/tool.ts';
 import type { Agent } from './agent.ts';
 
@@ -29,6 +30,8 @@ export interface ModelRequest {
   readonly outputSchema: JsonSchema | undefined;
   /** Aborted on the step's timeout or the run's cancellation: abort the request. */
   readonly signal: AbortSignal;
+  /** Called with each piece of answer text as it streams in (streaming providers only). Must not throw. */
+  readonly onDelta?: (text: string) => void;
 }
 
 export interface TokenUsage {
@@ -39,6 +42,25 @@ export interface TokenUsage {
 export interface ModelResponse {
   readonly message: { readonly content: string | null; readonly toolCalls?: readonly ToolCall[] };
   readonly usage?: TokenUsage;
+  /** The model that answered, when the provider chose it (the agent named none): for usage accounting. */
+  readonly model?: string;
+}
+
+/**
+ * What a provider throws to fail the step with a specific code. The agent loop keeps `code`, `retryable`
+ * and `details` (e.g. `details.retryAfterMs`, which the step's retry policy honours).
+ */
+export class ModelError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  constructor(code: ErrorCode, message: string, options: { retryable: boolean; details?: Record<string, unknown>; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ModelError';
+    this.code = code;
+    this.retryable = options.retryable;
+    this.details = options.details;
+  }
 }
 
 /** How the engine reaches a model. Throw (or reject) to fail the step; set `retryable` on the error to steer retries. */

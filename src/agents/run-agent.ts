@@ -1,7 +1,7 @@
 /**
- * The agent tool-calling loop (JAF's run loop, one agent): system prompt from the instructions, the
- * step input as the user message, tool calls run concurrently through the engine's executor, until a
- * message with no tool calls gives the final answer.
+ * The agent tool-calling loop (JAF's run loop): system prompt from the instructions, the step input as
+ * the user message, tool calls run concurrently through the engine's executor, handoffs switching the
+ * active agent, until a message with no tool calls gives the final answer.
  */
 import type { WorkflowContext } from '../context.ts';
 import { ErrorCode, stepError, toStepError, type StepError } from '../errors.ts';
@@ -9,6 +9,7 @@ import type { InvocationOutcome } from '../engine/executor.ts';
 import { abortError } from '../engine/executor.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { Agent } from './agent.ts';
+import { decideHandoff, handoffToolResult, handoffToolSchema, isHandoffCall, type AgentResolver, type HandoffDecision } from './handoff.ts';
 import type { ChatMessage, ModelProvider, ModelResponse, ToolCall, ToolSchema } from './model-provider.ts';
 
 export interface AgentRunRequest {
@@ -20,6 +21,10 @@ export interface AgentRunRequest {
   readonly signal: AbortSignal;
   /** Validates and runs one tool call through the engine's executor; `callPath` extends the step path. */
   readonly runTool: (tool: Tool, args: unknown, callPath: string) => Promise<InvocationOutcome>;
+  /** Finds handoff targets named by string (the engine's agent registry). */
+  readonly resolveAgent?: AgentResolver;
+  /** Passed to the provider as `ModelRequest.onDelta`: answer text as it streams in, with the agent producing it. */
+  readonly onDelta?: (agentName: string, text: string) => void;
 }
 
 export interface AgentUsage {
@@ -29,58 +34,123 @@ export interface AgentUsage {
   readonly toolCalls: number;
 }
 
+/** `agentName` is the agent active at the end: the one that answered, after any handoffs (`handoffs`, in order). */
 export type AgentRunOutcome =
-  | { readonly ok: true; readonly output: unknown; readonly usage: AgentUsage }
-  | { readonly ok: false; readonly error: StepError; readonly usage: AgentUsage };
+  | { readonly ok: true; readonly output: unknown; readonly usage: AgentUsage; readonly agentName: string; readonly handoffs: readonly string[] }
+  | { readonly ok: false; readonly error: StepError; readonly usage: AgentUsage; readonly agentName: string; readonly handoffs: readonly string[] };
 
 const anyObject = Object.freeze({ type: 'object' });
 
+/** What the model sees of an agent: its system prompt and its tools (with the handoff tool, if any). */
+interface ActiveAgent {
+  readonly agent: Agent;
+  readonly system: string;
+  readonly tools: readonly ToolSchema[];
+}
+
 export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcome> {
-  const { agent, provider, signal } = request;
+  const { provider, signal } = request;
+  // Handoffs switch agents within the step; the step's agent's maxTurns bounds all of them together.
+  const maxTurns = request.agent.maxTurns;
   let promptTokens = 0;
   let completionTokens = 0;
   let turns = 0;
   let toolCalls = 0;
+  const handoffs: string[] = [];
   const usage = (): AgentUsage => ({ promptTokens, completionTokens, turns, toolCalls });
-  const fail = (error: StepError): AgentRunOutcome => ({ ok: false, error, usage: usage() });
+  let agentName = request.agent.name;
+  const fail = (error: StepError): AgentRunOutcome => ({ ok: false, error, usage: usage(), agentName, handoffs });
 
-  let system: string;
-  try {
-    system = await agent.systemPrompt({ agentName: agent.name, context: request.context, workflow: request.workflow });
-  } catch (err) {
-    return fail(stepError(ErrorCode.USER_FUNCTION_ERROR, `agent ${agent.name}: instructions threw: ${toStepError(err).message}`));
-  }
+  const activated = await activate(request, request.agent);
+  if (!activated.ok) return fail(activated.error);
+  let active = activated.value;
   const messages: ChatMessage[] = [
-    { role: 'system', content: system },
+    { role: 'system', content: active.system },
     { role: 'user', content: request.input },
   ];
-  const tools: ToolSchema[] = agent.tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters ?? anyObject }));
 
-  while (turns < agent.maxTurns) {
+  while (turns < maxTurns) {
     if (signal.aborted) return fail(abortError(signal));
     turns += 1;
+    const agent = active.agent;
+    const onDelta = request.onDelta;
     let response: ModelResponse;
     try {
-      response = checkResponse(await provider.getCompletion({ agent, model: agent.model, messages: [...messages], tools, outputSchema: agent.outputSchema, signal }));
+      response = checkResponse(
+        await provider.getCompletion({
+          agent,
+          model: agent.model,
+          messages: [...messages],
+          tools: active.tools,
+          outputSchema: agent.outputSchema,
+          signal,
+          ...(onDelta === undefined ? {} : { onDelta: (text: string) => onDelta(agent.name, text) }),
+        }),
+      );
     } catch (err) {
-      return fail(signal.aborted ? abortError(signal) : toStepError(err, ErrorCode.MODEL_ERROR));
+      return fail(signal.aborted ? abortError(signal) : modelFailure(err));
     }
     if (signal.aborted) return fail(abortError(signal));
     promptTokens += response.usage?.promptTokens ?? 0;
     completionTokens += response.usage?.completionTokens ?? 0;
     const calls = response.message.toolCalls ?? [];
-    if (calls.length === 0) return finalAnswer(agent, response.message.content ?? '', usage());
+    if (calls.length === 0) return { ...finalAnswer(agent, response.message.content ?? '', usage()), agentName, handoffs };
+
+    // The first handoff call of a turn decides (before any tool runs, so a bad one has no side effects).
+    const handoffIndex = calls.findIndex((call) => isHandoffCall(agent, call));
+    let handoff: Extract<HandoffDecision, { ok: true }> | undefined;
+    if (handoffIndex >= 0) {
+      const decision = decideHandoff(agent, calls[handoffIndex]!, request.agent, request.resolveAgent);
+      if (!decision.ok) return fail(decision.error);
+      handoff = decision;
+    }
 
     messages.push({ role: 'assistant', content: response.message.content, toolCalls: calls });
     toolCalls += calls.length;
-    const results = await Promise.all(calls.map((call, index) => runToolCall(request, call, `${turns}.${index}`)));
+    const results = await Promise.all(
+      calls.map((call, index) => {
+        if (index === handoffIndex && handoff !== undefined) return handoffToolResult(handoff.target, handoff.message);
+        if (isHandoffCall(agent, call)) return JSON.stringify({ status: 'error', code: ErrorCode.AGENT_HANDOFF_INVALID, message: 'only the first handoff of a turn is followed' });
+        return runToolCall(request, agent, call, `${turns}.${index}`);
+      }),
+    );
     if (signal.aborted) return fail(abortError(signal));
     results.forEach((content, index) => {
       const call = calls[index]!;
       messages.push({ role: 'tool', content, toolCallId: call.id, name: call.name });
     });
+    if (handoff !== undefined) {
+      const next = await activate(request, handoff.target);
+      if (!next.ok) return fail(next.error);
+      active = next.value;
+      agentName = active.agent.name;
+      handoffs.push(agentName);
+      messages[0] = { role: 'system', content: active.system };
+    }
   }
-  return fail(stepError(ErrorCode.MAX_TURNS_EXCEEDED, `agent ${agent.name} gave no final answer within ${agent.maxTurns} model calls`, { maxTurns: agent.maxTurns }));
+  return fail(stepError(ErrorCode.MAX_TURNS_EXCEEDED, `agent ${agentName} gave no final answer within ${maxTurns} model calls`, { maxTurns }));
+}
+
+async function activate(request: AgentRunRequest, agent: Agent): Promise<{ ok: true; value: ActiveAgent } | { ok: false; error: StepError }> {
+  let system: string;
+  try {
+    system = await agent.systemPrompt({ agentName: agent.name, context: request.context, workflow: request.workflow });
+  } catch (err) {
+    return { ok: false, error: stepError(ErrorCode.USER_FUNCTION_ERROR, `agent ${agent.name}: instructions threw: ${toStepError(err).message}`) };
+  }
+  const tools: ToolSchema[] = agent.tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters ?? anyObject }));
+  const handoffTool = handoffToolSchema(agent);
+  if (handoffTool !== undefined) tools.push(handoffTool);
+  return { ok: true, value: { agent, system, tools } };
+}
+
+/** A provider's failure as a StepError, keeping what a ModelError says (code, retryable, details such as retryAfterMs). */
+function modelFailure(thrown: unknown): StepError {
+  const error = toStepError(thrown, ErrorCode.MODEL_ERROR);
+  const details = thrown instanceof Error ? (thrown as Error & { details?: unknown }).details : undefined;
+  return typeof details === 'object' && details !== null && !Array.isArray(details) && error.details === undefined
+    ? { ...error, details: details as Record<string, unknown> }
+    : error;
 }
 
 /** A provider's answer, checked: a malformed one is the provider's fault (MODEL_ERROR), not the engine's. */
@@ -95,7 +165,7 @@ function checkResponse(response: ModelResponse): ModelResponse {
   return response;
 }
 
-function finalAnswer(agent: Agent, content: string, usage: AgentUsage): AgentRunOutcome {
+function finalAnswer(agent: Agent, content: string, usage: AgentUsage): { ok: true; output: unknown; usage: AgentUsage } | { ok: false; error: StepError; usage: AgentUsage } {
   if (agent.outputSchema === undefined) return { ok: true, output: content, usage };
   let parsed: unknown;
   try {
@@ -109,10 +179,10 @@ function finalAnswer(agent: Agent, content: string, usage: AgentUsage): AgentRun
 }
 
 /** Runs one tool call and renders its result (or error) as the tool message the model reads next. */
-async function runToolCall(request: AgentRunRequest, call: ToolCall, position: string): Promise<string> {
-  const tool = request.agent.tool(call.name);
+async function runToolCall(request: AgentRunRequest, agent: Agent, call: ToolCall, position: string): Promise<string> {
+  const tool = agent.tool(call.name);
   if (tool === undefined) {
-    return JSON.stringify({ status: 'error', code: 'TOOL_NOT_FOUND', message: `no tool named ${call.name}; available: ${request.agent.tools.map((t) => t.name).join(', ') || 'none'}` });
+    return JSON.stringify({ status: 'error', code: 'TOOL_NOT_FOUND', message: `no tool named ${call.name}; available: ${agent.tools.map((t) => t.name).join(', ') || 'none'}` });
   }
   let args: unknown;
   try {

@@ -2,6 +2,7 @@
  * What attempts share: their types, the scopes they run children in, and how user functions are
  * called under a step's cancellation.
  */
+import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import type { WorkflowContext } from '../context.ts';
 import type { StepDefinition, StepDefinitionOf, StepKind } from '../definition/types.ts';
@@ -41,6 +42,8 @@ export interface AttemptEnv {
   readonly runId: string;
   readonly executor: ToolExecutor;
   readonly modelProvider: ModelProvider | undefined;
+  /** The run's agents by name: handoff targets named by a string resolve here. */
+  readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;
   executeStep(def: StepDefinition, ctx: WorkflowContext, scope: StepScope): Promise<StepOutcome>;
 }

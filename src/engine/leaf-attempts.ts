@@ -71,6 +71,7 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
     workflow: a.ctx,
     provider,
     signal: a.cancellation.signal,
+    resolveAgent: (name) => a.env.agents.get(name),
     // Each tool call is a step execution of its own, at `{agent step}/{attempt}.{turn}.{call}:{tool}`:
     // events, the pool, timeouts and idempotency keys as for any tool step.
     runTool: async (tool, args, callId) => {
@@ -91,7 +92,7 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   });
   const outcome = await raceCancellation(agentRun, a.cancellation, (): { readonly aborted: true } => ({ aborted: true }));
   if ('aborted' in outcome) return { status: 'error', error: cancellationError(a.cancellation) };
-  const metadata = { usage: outcome.usage };
+  const metadata = { usage: outcome.usage, agent: outcome.agentName, ...(outcome.handoffs.length === 0 ? {} : { handoffs: outcome.handoffs }) };
   if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };
   const encoded = encodeOutput(outcome.output, a.env.maxOutputBytes);
   return encoded.ok ? { status: 'ok', output: encoded.output, ctx: a.ctx, metadata } : { status: 'error', error: encoded.error, metadata };

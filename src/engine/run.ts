@@ -6,6 +6,7 @@
  * how a run recovered after a crash continues from its stored events.
  */
 import { performance } from 'node:perf_hooks';
+import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import type { WorkflowContext } from '../context.ts';
 import { compileReplacement, joinPath, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
@@ -64,6 +65,7 @@ export class Run implements AttemptEnv {
   readonly runId: string;
   readonly executor: ToolExecutor;
   readonly modelProvider: ModelProvider | undefined;
+  readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;
   readonly #deps: RunDeps;
   readonly #root: LinkedCancellation;
@@ -80,6 +82,7 @@ export class Run implements AttemptEnv {
     this.runId = deps.runId;
     this.executor = deps.executor;
     this.modelProvider = deps.modelProvider;
+    this.agents = deps.registry.agents;
     this.maxOutputBytes = deps.limits.maxOutputBytes;
     this.projection = new RunProjection(deps.runId);
     for (const event of deps.history ?? []) this.projection.apply(event);
@@ -159,8 +162,9 @@ export class Run implements AttemptEnv {
   /** Runs one top-level step with the workflow's error handling; `outcome` is set when the run must stop. */
   async #runTopLevel(def: StepDefinition, ctx: WorkflowContext): Promise<TopLevel> {
     const { workflow } = this.#deps;
-    // The previous top-level step is acknowledged (stored) before this one starts.
-    await this.#pendingAck;
+    // The previous top-level step is acknowledged (stored) before this one starts. Without a store
+    // there is nothing to wait for, and no promise turn is spent on it.
+    if (this.#pendingAck !== undefined) await this.#pendingAck;
     const scope = this.#topScope;
     let step = await this.executeStep(def, ctx, scope);
     const ownHandler = workflow.errorHandlers.get(def.id);
@@ -191,17 +195,16 @@ export class Run implements AttemptEnv {
 
   /** What a top-level step's final result means for the run (the same live and on replay). */
   #afterTopLevel(def: StepDefinition, result: StepResultData, ctx: WorkflowContext, decision: ErrorDecision | undefined): Promise<TopLevel> | TopLevel {
-    const failure = { ...result.error!, stepPath: result.path };
     switch (result.status) {
       case 'completed':
       case 'skipped':
         return { ctx };
       case 'cancelled':
-        return { ctx, outcome: { status: 'cancelled', error: failure } };
+        return { ctx, outcome: { status: 'cancelled', error: { ...result.error!, stepPath: result.path } } };
       case 'failed':
         if (this.#deps.workflow.errorHandlers.has(def.id)) return this.#recover(def, result, ctx);
         if (decision?.action === 'continue') return { ctx };
-        return { ctx, outcome: { status: 'failed', error: failure } };
+        return { ctx, outcome: { status: 'failed', error: { ...result.error!, stepPath: result.path } } };
     }
   }
 
@@ -309,7 +312,7 @@ export class Run implements AttemptEnv {
           if (scope.cancellation.aborted) return settle('cancelled', ctx, attempt, undefined, cancellationError(scope.cancellation), outcome.metadata);
           const { error } = outcome;
           if (!shouldRetry(error, def.retry, attemptsMade)) return settle('failed', ctx, attempt, undefined, error, outcome.metadata);
-          const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random());
+          const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random(), error);
           this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy' });
           this.#log((logger) => logger.logStepRetry(def.id, error, delayMs, this.#stepInfo(path, def.kind, attempt)));
           await this.#deps.clock.sleep(delayMs, scope.cancellation.signal);

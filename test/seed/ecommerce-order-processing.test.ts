@@ -292,7 +292,7 @@ describe('seed: Complete E-commerce Order Processing (examples/order-processing.
     }
     expect(result.status).toBe('completed');
     expect(lines[0]).toBe('🚀 Starting order processing workflow...');
-    expect(lines[1]).toContain('ScriptedModelProvider');
+    expect(lines[1]).toContain('offline scripted model provider');
     expect(lines[1]).toContain('no model is called');
     expect(lines).toContain('✅ Workflow finished with status: completed');
     expect(lines.some((l) => /^⏱️ Total execution time: \d+(\.\d)?ms$/.test(l))).toBe(true);
