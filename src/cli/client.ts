@@ -12,8 +12,29 @@ export interface Connection {
   close(): void;
 }
 
-export function connect(address: string, token: string | undefined, timeoutMs = 30_000): Connection {
-  const client = new WorkflowServiceClient(address, credentials.createInsecure()) as AnyClient;
+export interface ClientTls {
+  /** PEM CA bundle to trust (default: the system's). */
+  readonly ca?: Buffer;
+  /** mTLS: the client's PEM certificate and key. */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+export interface ConnectOptions {
+  /** Connect with TLS. */
+  readonly tls?: ClientTls;
+  /** Deadline of unary calls, ms (default 30,000). */
+  readonly timeoutMs?: number;
+}
+
+/** As the server's defaults (src/grpc/server-config.ts): responses up to 16 MiB, requests up to 4 MiB. */
+const CLIENT_CHANNEL_OPTIONS = { 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.max_send_message_length': 4 * 1024 * 1024 };
+
+export function connect(address: string, token: string | undefined, options: ConnectOptions = {}): Connection {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const tls = options.tls;
+  const channel = tls === undefined ? credentials.createInsecure() : credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+  const client = new WorkflowServiceClient(address, channel, CLIENT_CHANNEL_OPTIONS) as AnyClient;
   const metadata = (): Metadata => {
     const md = new Metadata();
     if (token !== undefined && token !== '') md.set('authorization', `Bearer ${token}`);

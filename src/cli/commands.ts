@@ -4,7 +4,9 @@ import { extname } from 'node:path';
 import { parseWorkflowDocument } from '../definition/declarative/index.ts';
 import { WorkflowDefinitionError } from '../errors.ts';
 import { toProtoStruct } from '../grpc/proto.ts';
-import type { Connection, Msg } from './client.ts';
+import { randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { describeServiceError, isServiceError, type Connection, type Msg } from './client.ts';
 import { formatEvent, formatRun, formatRunLine, runStatus } from './format.ts';
 import { EXIT_FAILED, EXIT_OK, UsageError, println, type CliIO } from './io.ts';
 
@@ -36,61 +38,120 @@ export async function validate(file: string, io: CliIO): Promise<number> {
   }
 }
 
-/** Streams events to stdout until the run finishes; answers the run's final status. */
-async function follow(conn: Connection, method: string, request: Msg, io: CliIO): Promise<string | undefined> {
-  let final: string | undefined;
-  await conn.stream(method, request, (event) => {
-    const line = formatEvent(event);
-    if (line !== undefined) println(io.stdout, line);
-    if (event.runFinished) final = runStatus((event.runFinished as Msg).status);
-  });
-  return final;
+export interface OutputOptions {
+  /** One JSON object per line (events, runs) instead of text. */
+  readonly json?: boolean;
 }
 
-function exitFor(status: string | undefined, io: CliIO): number {
+export interface FollowOptions extends OutputOptions {
+  /** Reconnection backoff: first delay and cap, in ms (defaults 250 and 5,000). */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  /** Give up after this many consecutive failed reconnections (default 8). */
+  readonly maxReconnects?: number;
+}
+
+/** Statuses after which the same stream, resumed from the last seq, can still succeed. */
+const RESUMABLE = new Set([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.DEADLINE_EXCEEDED]);
+
+/**
+ * Prints a run's events until it finishes; answers its final status. A stream that breaks retryably
+ * (the coordinator restarting, a slow-reader cutoff) is resumed with WatchRun after the last seq
+ * printed, so no event is lost or printed twice.
+ */
+async function follow(conn: Connection, first: { method: string; request: Msg }, io: CliIO, options: FollowOptions): Promise<string | undefined> {
+  let final: string | undefined;
+  let runName: string | undefined;
+  let lastSeq = first.method === 'watchRun' ? Number(first.request.afterSeq ?? 0) : 0;
+  let call = first;
+  let failures = 0;
+  for (;;) {
+    try {
+      await conn.stream(call.method, call.request, (event) => {
+        const seq = Number(event.seq);
+        if (seq <= lastSeq) return;
+        lastSeq = seq;
+        failures = 0;
+        runName ??= typeof event.run === 'string' ? event.run : undefined;
+        if (options.json === true) println(io.stdout, JSON.stringify(event));
+        else {
+          const line = formatEvent(event);
+          if (line !== undefined) println(io.stdout, line);
+        }
+        if (event.runFinished) final = runStatus((event.runFinished as Msg).status);
+      });
+      return final;
+    } catch (err) {
+      // Before the first event of ExecuteWorkflow, the run's name is unknown: retry the call itself,
+      // which its request_id makes idempotent.
+      if (!isServiceError(err) || !RESUMABLE.has(err.code) || final !== undefined) throw err;
+      failures += 1;
+      if (failures > (options.maxReconnects ?? 8)) throw err;
+      const delay = Math.min(options.retryMaxMs ?? 5000, (options.retryBaseMs ?? 250) * 2 ** (failures - 1));
+      println(io.stderr, `jafw: stream interrupted (${describeServiceError(err)}); resuming after seq ${lastSeq} in ${delay} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (runName !== undefined) call = { method: 'watchRun', request: { name: runName, afterSeq: String(lastSeq) } };
+    }
+  }
+}
+
+function exitFor(status: string | undefined, io: CliIO, options: OutputOptions): number {
   if (status === undefined) {
     println(io.stderr, 'error: the event stream ended before the run finished');
     return EXIT_FAILED;
   }
-  println(io.stdout, `Final status: ${status}`);
+  if (options.json !== true) println(io.stdout, `Final status: ${status}`);
   return status === 'completed' ? EXIT_OK : EXIT_FAILED;
 }
 
-export async function run(conn: Connection, file: string, options: { input?: string; requestId?: string }, io: CliIO): Promise<number> {
-  let variables: Record<string, unknown> = {};
-  if (options.input !== undefined) {
-    let parsed: unknown;
+/** `--input`: JSON text, or `@file` holding it. */
+async function readInput(input: string | undefined): Promise<Record<string, unknown>> {
+  if (input === undefined) return {};
+  let text = input;
+  if (input.startsWith('@')) {
     try {
-      parsed = JSON.parse(options.input);
+      text = await readFile(input.slice(1), 'utf8');
     } catch (err) {
-      throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`);
+      throw new UsageError(`--input: cannot read ${input.slice(1)}: ${(err as Error).message}`);
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--input must be a JSON object');
-    variables = parsed as Record<string, unknown>;
   }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--input is not valid JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--input must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+export async function run(conn: Connection, file: string, options: FollowOptions & { input?: string; requestId?: string }, io: CliIO): Promise<number> {
+  const variables = await readInput(options.input);
   const { text, format } = await readDocument(file);
   const workflow = await conn.unary('createWorkflow', { document: text, format: format === 'json' ? 'DOCUMENT_FORMAT_JSON' : 'DOCUMENT_FORMAT_YAML' });
-  println(io.stdout, `Workflow ${String(workflow.name)} (${String(workflow.definitionHash)}, ${String(workflow.totalSteps)} steps)`);
-  const request: Msg = { workflow: workflow.name, definitionHash: workflow.definitionHash, variables: toProtoStruct(variables) };
-  if (options.requestId !== undefined) request.requestId = options.requestId;
-  const status = await follow(conn, 'executeWorkflow', { run: request }, io);
-  return exitFor(status, io);
+  if (options.json !== true) println(io.stdout, `Workflow ${String(workflow.name)} (${String(workflow.definitionHash)}, ${String(workflow.totalSteps)} steps)`);
+  // Always idempotent, so that a start interrupted before its first event can be retried safely.
+  const requestId = options.requestId ?? randomUUID();
+  const request: Msg = { workflow: workflow.name, definitionHash: workflow.definitionHash, variables: toProtoStruct(variables), requestId };
+  const final = await follow(conn, { method: 'executeWorkflow', request: { run: request } }, io, options);
+  return exitFor(final, io, options);
 }
 
-export async function watch(conn: Connection, runId: string, afterSeq: number | undefined, io: CliIO): Promise<number> {
+export async function watch(conn: Connection, runId: string, afterSeq: number | undefined, io: CliIO, options: FollowOptions = {}): Promise<number> {
   const request: Msg = { name: runName(runId) };
   if (afterSeq !== undefined) request.afterSeq = String(afterSeq);
-  const status = await follow(conn, 'watchRun', request, io);
-  return exitFor(status, io);
+  const final = await follow(conn, { method: 'watchRun', request }, io, options);
+  return exitFor(final, io, options);
 }
 
-export async function get(conn: Connection, runId: string, io: CliIO): Promise<number> {
+export async function get(conn: Connection, runId: string, io: CliIO, options: OutputOptions = {}): Promise<number> {
   const found = await conn.unary('getRun', { name: runName(runId) });
-  for (const line of formatRun(found)) println(io.stdout, line);
+  if (options.json === true) println(io.stdout, JSON.stringify(found));
+  else for (const line of formatRun(found)) println(io.stdout, line);
   return EXIT_OK;
 }
 
-export async function list(conn: Connection, options: { workflow?: string; status?: string }, io: CliIO): Promise<number> {
+export async function list(conn: Connection, options: OutputOptions & { workflow?: string; status?: string }, io: CliIO): Promise<number> {
   const request: Msg = {};
   if (options.workflow !== undefined) request.workflow = options.workflow.startsWith('workflows/') ? options.workflow : `workflows/${options.workflow}`;
   if (options.status !== undefined) {
@@ -107,6 +168,10 @@ export async function list(conn: Connection, options: { workflow?: string; statu
     runs.push(...((page.runs as Msg[] | undefined) ?? []));
     pageToken = typeof page.nextPageToken === 'string' ? page.nextPageToken : '';
   } while (pageToken !== '');
+  if (options.json === true) {
+    for (const r of runs) println(io.stdout, JSON.stringify(r));
+    return EXIT_OK;
+  }
   if (runs.length === 0) {
     println(io.stdout, 'No runs.');
     return EXIT_OK;
@@ -116,8 +181,9 @@ export async function list(conn: Connection, options: { workflow?: string; statu
   return EXIT_OK;
 }
 
-export async function cancel(conn: Connection, runId: string, io: CliIO): Promise<number> {
+export async function cancel(conn: Connection, runId: string, io: CliIO, options: OutputOptions = {}): Promise<number> {
   const cancelled = await conn.unary('cancelRun', { name: runName(runId), reason: 'cancelled with jafw cancel' });
-  println(io.stdout, `Run ${String(cancelled.name)}: ${runStatus(cancelled.status)}`);
+  if (options.json === true) println(io.stdout, JSON.stringify(cancelled));
+  else println(io.stdout, `Run ${String(cancelled.name)}: ${runStatus(cancelled.status)}`);
   return EXIT_OK;
 }

@@ -11,6 +11,10 @@ import { createCoordinator, type Coordinator } from '../../src/grpc/coordinator.
 import { main } from '../../src/cli/main.ts';
 import { quietLogger } from '../helpers/logging.ts';
 
+/** `gate` holds its step until `openGate()`; `gateEntered` resolves when it is waiting. */
+let openGate: (() => void) | undefined;
+let gateEntered: (() => void) | undefined;
+
 const blockStarted = new Map<string, () => void>();
 const blockReady = (key: string) => new Promise<void>((resolve) => blockStarted.set(key, resolve));
 
@@ -22,6 +26,14 @@ const tools = [
     execute: () => {
       throw Object.assign(new Error('card declined'), { code: 'CARD_DECLINED' });
     },
+  }),
+  new Tool({
+    name: 'gate',
+    execute: () =>
+      new Promise((resolve) => {
+        openGate = () => resolve({ opened: true });
+        gateEntered?.();
+      }),
   }),
   new Tool({
     name: 'block',
@@ -48,6 +60,7 @@ steps:
 const FAILING = `id: failing\nsteps:\n  - id: charge\n    tool: fail\n`;
 const BLOCKING = `id: blocking\nsteps:\n  - id: wait\n    tool: block\n    args:\n      key: vars.key\n`;
 const INVALID = `id: broken\nsteps:\n  - id: nothing\n`;
+const GATED = `id: gated\nsteps:\n  - id: before\n    tool: echo\n  - id: wait\n    tool: gate\n  - id: after\n    tool: echo\n`;
 
 let dir: string;
 let store: MemoryRunStore;
@@ -177,9 +190,39 @@ describe('jafw', () => {
     expect(watched.out).toContain('Final status: cancelled');
   });
 
+  it('run --json --input @file prints one JSON event per line; get --json prints the run', async () => {
+    const input = file('input.json', '{"who":"cy","x":2}');
+    const result = await cli('run', file('pipeline3.yaml', PIPELINE), '--input', `@${input}`, '--json');
+    expect(result.code).toBe(0);
+    const events = result.out.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(events.map((e) => Number(e.seq))).toEqual(events.map((_e, i) => i + 1));
+    expect(events.at(-1)).toMatchObject({ event: 'runFinished', runFinished: { status: 'RUN_STATUS_COMPLETED' } });
+    const got = await cli('get', String(events[0]!.run), '--json');
+    expect(JSON.parse(got.out)).toMatchObject({ name: events[0]!.run, status: 'RUN_STATUS_COMPLETED' });
+    const missing = await cli('run', file('p4.yaml', PIPELINE), '--input', `@${join(dir, 'absent.json')}`);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('--input: cannot read');
+  });
+
+  it('run resumes after the last seq when the coordinator restarts mid-run: every event once', async () => {
+    const entered = new Promise<void>((resolve) => (gateEntered = resolve));
+    const running = cli('run', file('gated.yaml', GATED), '--json');
+    await entered;
+    const port = coordinator.port;
+    await coordinator.close(200);
+    coordinator = await createCoordinator({ engine, store, tools, port, logger: quietLogger() });
+    openGate!();
+    const result = await running;
+    expect(result.code).toBe(0);
+    expect(result.err).toMatch(/stream interrupted \(UNAVAILABLE.*\); resuming after seq \d+/);
+    const seqs = result.out.trim().split('\n').map((line) => Number((JSON.parse(line) as { seq: string }).seq));
+    expect(seqs).toEqual(seqs.map((_s, i) => i + 1));
+    expect(result.out).toContain('RUN_STATUS_COMPLETED');
+  });
+
   it('serve refuses a non-loopback host without a token (exit 2)', async () => {
     const result = await cli('serve', '--host', '0.0.0.0', '--port', '0', '--db', join(dir, 'refused.db'));
     expect(result.code).toBe(2);
-    expect(result.err).toContain('refusing to listen on 0.0.0.0 without a token');
+    expect(result.err).toContain('refusing to listen on 0.0.0.0 with neither a token nor TLS');
   });
 });

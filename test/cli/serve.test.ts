@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkServeOptions, isLoopback, startServer } from '../../src/cli/serve.ts';
+import { checkServeOptions, startServer } from '../../src/cli/serve.ts';
+import { isLoopbackHost as isLoopback } from '../../src/grpc/server-config.ts';
 import { connect } from '../../src/cli/client.ts';
+import { toProtoStruct } from '../../src/grpc/proto.ts';
 import { UsageError } from '../../src/cli/io.ts';
 import { quietLogger } from '../helpers/logging.ts';
 
@@ -37,6 +39,9 @@ describe('jafw serve', () => {
     expect(() => checkServeOptions({ host: '0.0.0.0', port: 0, db: 'x' })).toThrow(UsageError);
     expect(() => checkServeOptions({ host: '0.0.0.0', port: 0, db: 'x', token: 't' })).not.toThrow();
     expect(() => checkServeOptions({ host: '0.0.0.0', port: 0, db: 'x', insecure: true })).not.toThrow();
+    expect(() => checkServeOptions({ host: '0.0.0.0', port: 0, db: 'x', tls: { cert: 'c.pem', key: 'k.pem' } })).not.toThrow();
+    expect(() => checkServeOptions({ host: '0.0.0.0', port: 0, db: 'x' })).toThrow(/--token .*--tls-cert/);
+    expect(() => checkServeOptions({ host: '127.0.0.1', port: 0, metricsPort: -1, db: 'x' })).toThrow(/--metrics-port/);
     expect(() => checkServeOptions({ host: '127.0.0.1', port: 70000, db: 'x' })).toThrow(/--port/);
   });
 
@@ -63,7 +68,7 @@ describe('jafw serve', () => {
   });
 
   it('the real command: prints its address, answers ListTools, exits 0 on SIGTERM', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', '--conditions=jaf-source', 'src/cli/main.ts', 'serve', '--port', '0', '--db', join(dir, 'serve.db')], {
+    child = spawn(process.execPath, ['--import', 'tsx', '--conditions=jaf-source', 'src/cli/main.ts', 'serve', '--port', '0', '--metrics-port', '0', '--db', join(dir, 'serve.db')], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -75,7 +80,7 @@ describe('jafw serve', () => {
       child!.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString('utf8');
         const match = /listening on (\S+)/.exec(out);
-        if (match) {
+        if (match && out.includes('metrics on')) {
           clearTimeout(timer);
           resolve(match[1]!);
         }
@@ -94,10 +99,59 @@ describe('jafw serve', () => {
     } finally {
       conn.close();
     }
+    const metricsUrl = /metrics on (\S+)/.exec(out)![1]!;
+    const scrape = await fetch(metricsUrl);
+    expect(scrape.status).toBe(200);
+    const text = await scrape.text();
+    expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="ListTools"[^}]*grpc_code="OK"[^}]*\} 1/);
+    expect(text).toContain('jaf_runs_active 0');
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     const [code] = (await exited) as [number | null];
     expect(code).toBe(0);
     expect(out).toContain('jafw: stopped');
+  });
+
+  it('never writes the token to a log line, even at LOG_LEVEL=trace with bad and good tokens in use', async () => {
+    const token = 'tok-9f8e7d6c5b4a-never-logged';
+    const server = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=jaf-source', 'src/cli/main.ts', 'serve', '--port', '0', '--no-metrics', '--token', token, '--db', join(dir, 'redact.db')],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'trace' } },
+    );
+    let out = '';
+    let err = '';
+    server.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no address printed; stderr: ${err}`)), 20_000);
+        server.stdout!.on('data', (chunk: Buffer) => {
+          out += chunk.toString('utf8');
+          const match = /listening on (\S+)/.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+      });
+      const wrong = connect(address, `${token}-wrong`);
+      const right = connect(address, token);
+      try {
+        await expect(wrong.unary('listTools', {})).rejects.toMatchObject({ code: 16 });
+        const workflow = await right.unary('createWorkflow', { document: 'id: redact\nsteps:\n  - id: a\n    tool: echo\n' });
+        await right.unary('startRun', { workflow: workflow.name, metadata: toProtoStruct({ token, note: 'a token passed as data' }) });
+      } finally {
+        wrong.close();
+        right.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      const exited = once(server, 'exit');
+      server.kill('SIGTERM');
+      await exited;
+    }
+    // Step lines are debug (20): the most verbose logging the server does was on.
+    expect(err).toContain('"level":20');
+    expect(`${out}\n${err}`).not.toContain(token);
   });
 });
