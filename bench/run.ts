@@ -12,10 +12,11 @@ import { benchE1 } from './e1-inline-steps.ts';
 import { benchE2 } from './e2-pool-dispatch.ts';
 import { benchE3 } from './e3-parallel-cpu.ts';
 import { benchE4 } from './e4-event-loop.ts';
+import { benchG } from './g-grpc.ts';
 import { detail, header, machine, tableRows, type FigureResult } from './report.ts';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, only: { type: 'string' } } });
-const only = new Set((values.only ?? 'E1,E2,E3,E4,D1,D2').toUpperCase().split(','));
+const only = new Set((values.only ?? 'E1,E2,E3,E4,D1,D2,G1,G2').toUpperCase().split(','));
 const json = values.json === true;
 // With --json, stdout carries only the JSON document.
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -40,6 +41,7 @@ if (only.has('E3') || only.has('E4')) {
 }
 if (only.has('D1')) report(await benchD1(11, 2, say));
 if (only.has('D2')) report(await benchD2(9, 2, say));
+if (only.has('G1') || only.has('G2')) for (const result of await benchG(7, 1, say)) if (only.has(result.id)) report(result);
 
 const seconds = (performance.now() - started) / 1000;
 const loadAtEnd = loadavg()[0]!;
