@@ -78,6 +78,7 @@ export async function startServer(options: ServeOptions, io: CliIO): Promise<Ser
     agents,
     modelProvider: withModelMetrics(model.provider, metrics),
     store,
+    pool: { onWait: (seconds) => metrics.observePoolWait(seconds) },
     onEvent: (event) => metrics.observeEvent(event),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });

@@ -26,6 +26,8 @@ export interface PoolOptions {
   readonly resourceLimits?: PoolResourceLimits;
   /** Node flags for the threads. Default: none for compiled code, tsx for TypeScript sources. */
   readonly execArgv?: readonly string[];
+  /** Hears how long each task waited for a free thread, in seconds (0 when one was free): for metrics. */
+  readonly onWait?: (seconds: number) => void;
 }
 
 export interface PoolStats {
@@ -44,6 +46,7 @@ interface Waiting {
   readonly task: WireTask;
   readonly cancellation: Cancellation;
   readonly toolName: string;
+  readonly queuedAt: number;
   readonly resolve: (outcome: InvocationOutcome) => void;
   unsubscribe: () => void;
   prev: Waiting | undefined;
@@ -70,9 +73,11 @@ export class PoolToolExecutor {
   #tail: Waiting | undefined;
   readonly #threads: number;
   readonly #maxQueue: number;
+  readonly #onWait: ((seconds: number) => void) | undefined;
   #closed = false;
 
   constructor(options: PoolOptions = {}, onPoolError: (err: Error) => void = () => {}) {
+    this.#onWait = options.onWait;
     const maxThreads = options.maxThreads ?? availableParallelism();
     const minThreads = Math.min(options.minThreads ?? maxThreads, maxThreads);
     this.#maxQueue = options.maxQueue ?? Limits.defaultPoolMaxQueue;
@@ -111,12 +116,15 @@ export class PoolToolExecutor {
       userContext: invocation.userContext,
       maxOutputBytes: invocation.maxOutputBytes,
     });
-    if (this.#running < this.#threads) return this.#dispatch(task, cancellation, tool.name);
+    if (this.#running < this.#threads) {
+      this.#onWait?.(0);
+      return this.#dispatch(task, cancellation, tool.name);
+    }
     if (this.#waitingCount >= this.#maxQueue) {
       return Promise.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_QUEUE_FULL, `tool ${tool.name}: the pool's queue is full (${this.#maxQueue} tasks waiting)`) });
     }
     return new Promise<InvocationOutcome>((resolve) => {
-      const waiting: Waiting = { task, cancellation, toolName: tool.name, resolve, unsubscribe: noop, prev: this.#tail, next: undefined };
+      const waiting: Waiting = { task, cancellation, toolName: tool.name, queuedAt: performance.now(), resolve, unsubscribe: noop, prev: this.#tail, next: undefined };
       if (this.#tail === undefined) this.#head = waiting;
       else this.#tail.next = waiting;
       this.#tail = waiting;
@@ -165,6 +173,7 @@ export class PoolToolExecutor {
     const next = this.#head;
     if (next === undefined || this.#closed) return;
     this.#unlink(next);
+    this.#onWait?.((performance.now() - next.queuedAt) / 1000);
     const dispatched = this.#dispatch(next.task, next.cancellation, next.toolName);
     dispatched.then(next.resolve);
   }

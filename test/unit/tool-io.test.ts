@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Tool } from 'jaf-workflows';
-import { encodeOutput } from '../../src/engine/worker-protocol.ts';
+import { decodeTask, encodeOutput, encodeTask } from '../../src/engine/worker-protocol.ts';
 import { NonRetryableError, toStepError } from '../../src/errors.ts';
 
 describe('tool argument validation', () => {
@@ -50,5 +50,17 @@ describe('errors become data', () => {
     expect(toStepError(new Error('boom'))).toEqual({ code: 'TOOL_ERROR', message: 'boom', retryable: true });
     expect(toStepError('plain string')).toMatchObject({ message: 'plain string', retryable: true });
     expect(toStepError({ weird: 1 })).toMatchObject({ message: 'non-Error value thrown: {"weird":1}' });
+  });
+});
+
+describe('the task wire format', () => {
+  it('round-trips every field, with separators and unicode inside ids and paths, args and userContext present or not', () => {
+    const tasks = [
+      { moduleUrl: 'file:///tools/a,b;c.js', args: {}, runId: 'r,1;x', stepPath: 'p;1/2,3:tool', attempt: 3, userContext: undefined, maxOutputBytes: 2048 },
+      { moduleUrl: 'file:///t.js', args: { n: [1, 'two'] }, runId: 'ünï', stepPath: 'a/b', attempt: 1, userContext: { tenant: 't' }, maxOutputBytes: 1 },
+      { moduleUrl: 'file:///t.js', args: {}, runId: '', stepPath: '', attempt: 12, userContext: null, maxOutputBytes: 64 * 1024 * 1024 },
+    ];
+    for (const task of tasks) expect(decodeTask(encodeTask(task))).toEqual(task);
+    expect(typeof encodeTask(tasks[0]!)).toBe('string');
   });
 });
