@@ -55,6 +55,10 @@ export const ErrorCode = {
   MODEL_INVALID_REQUEST: 'MODEL_INVALID_REQUEST',
   /** The model endpoint answered with a body that is not a chat completion (malformed JSON, no choices). */
   MODEL_RESPONSE_INVALID: 'MODEL_RESPONSE_INVALID',
+  /** A model request would go over the step's or the run's token budget; it was not sent. */
+  BUDGET_EXCEEDED: 'BUDGET_EXCEEDED',
+  /** A replay run asked for a model response its recording does not have. */
+  MODEL_RESPONSE_NOT_RECORDED: 'MODEL_RESPONSE_NOT_RECORDED',
   /** A recovered run is pinned to a definition version that is not registered on this engine. */
   DEFINITION_NOT_REGISTERED: 'DEFINITION_NOT_REGISTERED',
   /** The workflow definition is invalid (see `WorkflowDefinitionError.issues`). */
@@ -99,6 +103,8 @@ const retryableByDefault: Readonly<Record<ErrorCode, boolean>> = {
   MODEL_CONTEXT_LENGTH_EXCEEDED: false, // the same conversation will not fit next time either
   MODEL_INVALID_REQUEST: false,
   MODEL_RESPONSE_INVALID: true, // most often a truncated body or a proxy's error page; the retry policy bounds it
+  BUDGET_EXCEEDED: false, // the budget does not grow back
+  MODEL_RESPONSE_NOT_RECORDED: false, // the recording will not grow either
   DEFINITION_NOT_REGISTERED: false,
   INVALID_DEFINITION: false,
   INTERNAL: false,

@@ -35,10 +35,12 @@ export { MemoryRunStore } from './store/memory-store.ts';
 export { SqliteRunStore, defaultDatabasePath, type SqliteStoreOptions } from './store/sqlite-store.ts';
 export { createCoordinator, type Coordinator, type CoordinatorOptions } from './grpc/coordinator.ts';
 export { StoreError, StoreErrorCode, type RunStore, type RunRecord, type RunQuery, type DefinitionRecord } from './store/run-store.ts';
-export { WorkflowStream } from './engine/stream.ts';
+export { WorkflowStream, type PartialOutput } from './engine/stream.ts';
 export { WatchError, WatchErrorCode, type WatchOptions } from './engine/event-bus.ts';
 export { StepResult, WorkflowResult } from './engine/results.ts';
-export type { RunEvent, RunStatus, StepStatus, StepResultData, RunInput } from './engine/events.ts';
+export type { RunEvent, RunStatus, StepStatus, StepResultData, RunInput, StepOutputDeltaEvent, ModelRespondedEvent, RecordedModelResponse } from './engine/events.ts';
+export { ReplayModelProvider } from './agents/replay-provider.ts';
+export { estimateRequestTokens, CHARS_PER_TOKEN } from './agents/budget.ts';
 export type { PoolOptions, PoolResourceLimits, PoolStats } from './engine/pool-executor.ts';
 export { RecordingClock, systemClock, type Clock } from './engine/clock.ts';
 export { builtinTools } from './tools/builtin.ts';
@@ -60,6 +62,7 @@ export {
   type ToolCall,
   type ToolSchema,
   type TokenUsage,
+  type ModelCall,
 } from './agents/model-provider.ts';
 export { WorkflowLogger, type StepLogInfo, type RunLogInfo, type WorkflowLoggerOptions } from './observability/workflow-logger.ts';
 export { ErrorCode, NonRetryableError, WorkflowDefinitionError, type StepError, type DefinitionIssue } from './errors.ts';

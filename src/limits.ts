@@ -20,6 +20,8 @@ export const Limits = {
   maxOutputBytes: 2 * 1024 * 1024,
   /** Retries a step may ask for. */
   maxRetries: 100,
+  /** Largest token budget of a step or a run (prompt + completion tokens). */
+  maxTokenBudget: 1_000_000_000,
   /** Longest step timeout accepted, in seconds (one day). */
   maxTimeoutSeconds: 86_400,
   /** Timeout given to tool and agent steps that set none, in seconds. */

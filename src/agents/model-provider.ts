@@ -22,6 +22,16 @@ export interface ToolSchema {
   readonly parameters: JsonSchema;
 }
 
+/** Which model call of which step a request is: stable across runs of the same workflow (what a replay keys on). */
+export interface ModelCall {
+  readonly runId: string;
+  /** The agent step's path. */
+  readonly path: string;
+  readonly attempt: number;
+  /** The model call within the attempt, from 1 (across handoffs). */
+  readonly turn: number;
+}
+
 export interface ModelRequest {
   readonly agent: Agent;
   readonly model: string | undefined;
@@ -32,6 +42,8 @@ export interface ModelRequest {
   readonly signal: AbortSignal;
   /** Called with each piece of answer text as it streams in (streaming providers only). Must not throw. */
   readonly onDelta?: (text: string) => void;
+  /** Which call this is, when an engine step makes it. */
+  readonly call?: ModelCall;
 }
 
 export interface TokenUsage {

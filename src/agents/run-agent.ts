@@ -10,6 +10,7 @@ import { abortError } from '../engine/executor.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { Agent } from './agent.ts';
 import { decideHandoff, handoffToolResult, handoffToolSchema, isHandoffCall, type AgentResolver, type HandoffDecision } from './handoff.ts';
+import { estimateRequestTokens, type BudgetGate } from './budget.ts';
 import type { ChatMessage, ModelProvider, ModelResponse, ToolCall, ToolSchema } from './model-provider.ts';
 
 export interface AgentRunRequest {
@@ -23,8 +24,14 @@ export interface AgentRunRequest {
   readonly runTool: (tool: Tool, args: unknown, callPath: string) => Promise<InvocationOutcome>;
   /** Finds handoff targets named by string (the engine's agent registry). */
   readonly resolveAgent?: AgentResolver;
-  /** Passed to the provider as `ModelRequest.onDelta`: answer text as it streams in, with the agent producing it. */
-  readonly onDelta?: (agentName: string, text: string) => void;
+  /** Passed to the provider as `ModelRequest.onDelta`: answer text as it streams in, with the agent producing it and the turn. */
+  readonly onDelta?: (agentName: string, text: string, turn: number) => void;
+  /** Hears every model response, in order (for recording). Must not throw. */
+  readonly onResponse?: (turn: number, agentName: string, response: ModelResponse) => void;
+  /** The step's token budgets: each request must fit before it is sent; responses are charged. */
+  readonly budget?: BudgetGate;
+  /** Identifies the calls (ModelRequest.call) when an engine step runs the agent. */
+  readonly call?: { readonly runId: string; readonly path: string; readonly attempt: number };
 }
 
 export interface AgentUsage {
@@ -71,9 +78,16 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
 
   while (turns < maxTurns) {
     if (signal.aborted) return fail(abortError(signal));
-    turns += 1;
     const agent = active.agent;
     const onDelta = request.onDelta;
+    // A request the budget refuses is not sent, so it is no turn.
+    const budget = request.budget;
+    if (budget !== undefined && !budget.empty) {
+      const refused = budget.admit(estimateRequestTokens(messages, active.tools, agent.maxTokens), agent.name);
+      if (refused !== undefined) return fail(refused);
+    }
+    turns += 1;
+    const turn = turns;
     let response: ModelResponse;
     try {
       response = checkResponse(
@@ -84,15 +98,19 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
           tools: active.tools,
           outputSchema: agent.outputSchema,
           signal,
-          ...(onDelta === undefined ? {} : { onDelta: (text: string) => onDelta(agent.name, text) }),
+          ...(onDelta === undefined ? {} : { onDelta: (text: string) => onDelta(agent.name, text, turn) }),
+          ...(request.call === undefined ? {} : { call: { ...request.call, turn } }),
         }),
       );
     } catch (err) {
       return fail(signal.aborted ? abortError(signal) : modelFailure(err));
     }
     if (signal.aborted) return fail(abortError(signal));
-    promptTokens += response.usage?.promptTokens ?? 0;
-    completionTokens += response.usage?.completionTokens ?? 0;
+    const spent = { prompt: response.usage?.promptTokens ?? 0, completion: response.usage?.completionTokens ?? 0 };
+    promptTokens += spent.prompt;
+    completionTokens += spent.completion;
+    budget?.charge(spent.prompt + spent.completion);
+    request.onResponse?.(turn, agent.name, response);
     const calls = response.message.toolCalls ?? [];
     if (calls.length === 0) return { ...finalAnswer(agent, response.message.content ?? '', usage()), agentName, handoffs };
 

@@ -59,6 +59,14 @@ export function formatEvent(event: Msg): string | undefined {
     const error = formatError(f.error, f.errorStepPath);
     return `${at} run ${String(event.run)} ${runStatus(f.status)}${error ? `: ${error}` : ''}`;
   }
+  if (event.stepOutputDelta) {
+    const d = event.stepOutputDelta as Msg;
+    return `${at} … ${String(d.path)} (${String(d.agent)}): ${JSON.stringify(d.text)}`;
+  }
+  if (event.modelResponded) {
+    const r = event.modelResponded as Msg;
+    return `${at} ● ${String(r.path)} model call ${String(r.turn)} recorded (${String(r.agent)}${r.model ? `, ${String(r.model)}` : ''})`;
+  }
   return undefined;
 }
 

@@ -48,7 +48,13 @@ function describe(def: StepDefinition): Record<string, unknown> {
     case 'tool':
       return { ...common, tool: typeof def.tool === 'string' ? def.tool : def.tool.name, args: valueSource(def.args) };
     case 'agent':
-      return { ...common, agent: typeof def.agent === 'string' ? def.agent : def.agent.name, input: valueSource(def.input), context: valueSource(def.context) };
+      return {
+        ...common,
+        agent: typeof def.agent === 'string' ? def.agent : def.agent.name,
+        input: valueSource(def.input),
+        context: valueSource(def.context),
+        ...(def.tokenBudget === undefined ? {} : { tokenBudget: def.tokenBudget }),
+      };
     case 'conditional':
       return { ...common, predicate: source(def.predicate), ifTrue: def.ifTrue === undefined ? null : describe(def.ifTrue), ifFalse: def.ifFalse === undefined ? null : describe(def.ifFalse) };
     case 'parallel':

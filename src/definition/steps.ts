@@ -182,6 +182,7 @@ export class AgentStep extends WorkflowStep {
   #agent: Agent | string;
   #input: ValueSource<string>;
   #context: ValueSource<unknown> = { kind: 'none' };
+  #tokenBudget: number | undefined;
 
   constructor(id: string, agent?: Agent | string, message?: string) {
     super(id);
@@ -208,8 +209,20 @@ export class AgentStep extends WorkflowStep {
     return this.changed();
   }
 
+  /**
+   * Model tokens (prompt + completion) this step may use over all its attempts. A model request that
+   * would go over what remains is not sent: the step fails with BUDGET_EXCEEDED.
+   */
+  withTokenBudget(tokens: number): this {
+    if (!Number.isInteger(tokens) || tokens < 1 || tokens > Limits.maxTokenBudget) {
+      throw this.optionError('tokenBudget', `must be an integer from 1 to ${Limits.maxTokenBudget}, got ${String(tokens)}`);
+    }
+    this.#tokenBudget = tokens;
+    return this.changed();
+  }
+
   protected build(): StepDefinition {
-    return Object.freeze({ kind: 'agent', ...this.base(), agent: this.#agent, input: this.#input, context: this.#context });
+    return Object.freeze({ kind: 'agent', ...this.base(), agent: this.#agent, input: this.#input, context: this.#context, tokenBudget: this.#tokenBudget });
   }
 }
 

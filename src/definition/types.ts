@@ -65,6 +65,8 @@ export interface AgentStepDefinition extends StepBase {
   readonly input: ValueSource<string>;
   /** What the agent sees as its context (instructions and tools); default the run's userContext. */
   readonly context: ValueSource<unknown>;
+  /** Model tokens (prompt + completion) the step may use over all its attempts; undefined: unlimited. */
+  readonly tokenBudget: number | undefined;
 }
 
 export interface ConditionalStepDefinition extends StepBase {

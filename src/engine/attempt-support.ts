@@ -8,7 +8,8 @@ import type { WorkflowContext } from '../context.ts';
 import type { StepDefinition, StepDefinitionOf, StepKind } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError, type StepError } from '../errors.ts';
 import { cancellationError, raceCancellation, type Cancellation } from './cancellation.ts';
-import type { StepResultData } from './events.ts';
+import type { NewStepEvent, StepResultData } from './events.ts';
+import type { BudgetGate } from '../agents/budget.ts';
 import type { ToolExecutor } from './executor.ts';
 
 export type AttemptOutcome =
@@ -45,6 +46,12 @@ export interface AttemptEnv {
   /** The run's agents by name: handoff targets named by a string resolve here. */
   readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;
+  /** Record each model response as a `model_responded` event. */
+  readonly recordModelResponses: boolean;
+  /** The token budgets an agent step's requests must fit (its own over all attempts, and the run's). */
+  budgetFor(path: string, stepLimit: number | undefined): BudgetGate;
+  /** Emits a running step's own event (streamed output, a recorded model response). */
+  emitStepEvent(event: NewStepEvent): void;
   executeStep(def: StepDefinition, ctx: WorkflowContext, scope: StepScope): Promise<StepOutcome>;
 }
 

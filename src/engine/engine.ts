@@ -5,6 +5,7 @@ import { WorkflowCompiler, type CompiledWorkflow, type Registry } from '../defin
 import { newRunId } from '../ids.ts';
 import type { WorkflowSource } from '../definition/workflow.ts';
 import { compileWorkflowDocument } from '../definition/declarative/index.ts';
+import { ReplayModelProvider } from '../agents/replay-provider.ts';
 import { ErrorCode, stepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { WorkflowLogger } from '../observability/workflow-logger.ts';
@@ -19,7 +20,7 @@ import { ImmediateJournal, StoreJournal, type RunJournal } from './journal.ts';
 import { PoolToolExecutor, type PoolOptions, type PoolStats } from './pool-executor.ts';
 import type { StepResult, WorkflowResult } from './results.ts';
 import { Run, type RunLimits } from './run.ts';
-import { WorkflowStream } from './stream.ts';
+import { WorkflowStream, type PartialOutput } from './stream.ts';
 
 export type Named<T> = readonly T[] | Readonly<Record<string, T>>;
 
@@ -40,6 +41,8 @@ export interface EngineOptions {
   readonly maxOutputBytes?: number;
   /** Times a workflow-wide error handler may answer `retry` for one step (default 3). */
   readonly maxHandlerRetries?: number;
+  /** Record every run's model responses (`model_responded` events) unless a run says otherwise. Default false. */
+  readonly recordModelResponses?: boolean;
   /** Hears every committed event of every run, in seq order per run (metrics, audit). What it throws is logged, never fails a run. */
   readonly onEvent?: (event: RunEvent) => void;
   /** Prune runs from the store once they have been finished this long (checked every `sweepSeconds`, default 3600). */
@@ -58,6 +61,18 @@ export interface ExecuteOptions {
   /** Every RunEvent of the run, in seq order, as it happens (with a store: once it is stored). */
   readonly onEvent?: (event: RunEvent) => void;
   readonly logger?: WorkflowLogger;
+  /**
+   * Model tokens (prompt + completion) the whole run may use. A model request that would go over what
+   * remains is not sent, and its step fails with BUDGET_EXCEEDED. Default: unlimited.
+   */
+  readonly tokenBudget?: number;
+  /** Record every model response as a `model_responded` event, for a later replay (default: the engine's option). */
+  readonly recordModelResponses?: boolean;
+  /**
+   * Take model responses from this run's recording (a run that recorded them), calling no model; a step
+   * asking for a response never recorded fails with MODEL_RESPONSE_NOT_RECORDED. Needs a store.
+   */
+  readonly replayModelResponsesFrom?: string;
 }
 
 export interface RecoveryReport {
@@ -162,13 +177,18 @@ export class WorkflowEngine {
   }
 
   /** Runs a workflow, yielding each top-level StepResult as it completes; `stream.result` gives the WorkflowResult. */
-  executeWorkflowStream(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions = {}): WorkflowStream {
-    return new WorkflowStream(async (onStepResult, signal) => {
+  executeWorkflowStream(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions & { readonly partialOutput: true }): WorkflowStream<StepResult | PartialOutput>;
+  executeWorkflowStream(workflow: WorkflowSource, ctx: WorkflowContext, options?: ExecuteOptions & { readonly partialOutput?: false }): WorkflowStream;
+  executeWorkflowStream(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions & { readonly partialOutput?: boolean } = {}): WorkflowStream<StepResult | PartialOutput> {
+    return new WorkflowStream<StepResult | PartialOutput>(async (push, signal) => {
       let run: Run | undefined;
       const caller = options.signal;
+      const partial = options.partialOutput === true;
       const listener = (event: RunEvent): void => {
         if ('parent' in event && event.parent === undefined && event.type !== 'step_started') {
-          onStepResult(run!.projection.stepResult(event.path) as StepResult);
+          push(run!.projection.stepResult(event.path) as StepResult);
+        } else if (partial && event.type === 'step_output_delta') {
+          push({ kind: 'partial_output', stepPath: event.path, attempt: event.attempt, agent: event.agent, text: event.text });
         }
         // The caller's listener after the stream's, and on its own: a throw there must not cost the stream.
         if (options.onEvent !== undefined) {
@@ -210,7 +230,10 @@ export class WorkflowEngine {
       const start = history[0] as RunStartedEvent;
       const ctx = new WorkflowContext({ ...start.input, workflowId: start.input.workflowId });
       const compiled = this.#compiler.compile(source, this.#registry);
-      const run = this.#newRun(compiled, this.#registry, { runId: record.runId }, undefined, source, history);
+      // A replaying run keeps replaying after a crash (its budget and recording come back from its history).
+      const replaying = start.replayModelResponsesFrom;
+      const options = replaying === undefined ? { runId: record.runId } : { runId: record.runId, modelProvider: await this.#replayProvider(replaying) };
+      const run = this.#newRun(compiled, this.#registry, options, undefined, source, history, replaying);
       resumed.push({ runId: record.runId, result: this.#track(run, ctx) });
     }
     return { resumed, failed };
@@ -280,16 +303,35 @@ export class WorkflowEngine {
   }
 
   /** A Run ready to execute; a promise only the first time a definition version must be stored. */
-  #start(workflow: WorkflowSource, ctx: WorkflowContext, options: ExecuteOptions, listener: ((event: RunEvent) => void) | undefined): Run | Promise<Run> {
+  #start(
+    workflow: WorkflowSource,
+    ctx: WorkflowContext,
+    options: ExecuteOptions,
+    listener: ((event: RunEvent) => void) | undefined,
+    replaying?: string,
+  ): Run | Promise<Run> {
     if (!(ctx instanceof WorkflowContext)) throw new TypeError('execute: ctx must be a WorkflowContext');
     if (this.#closed) throw new Error('WorkflowEngine is closed');
+    checkTokenBudget(options.tokenBudget);
+    const replayFrom = options.replayModelResponsesFrom;
+    if (replayFrom !== undefined) {
+      return this.#replayProvider(replayFrom).then((modelProvider) => this.#start(workflow, ctx, { ...options, replayModelResponsesFrom: undefined, modelProvider }, listener, replayFrom));
+    }
     const registry = this.#registryFor(options);
     const compiled = this.#compiler.compile(workflow, registry);
     const store = this.#options.store;
     const version = `${compiled.id}@${compiled.definitionHash}`;
-    const run = () => this.#newRun(compiled, registry, options, listener, workflow, undefined);
+    const run = () => this.#newRun(compiled, registry, options, listener, workflow, undefined, replaying);
     if (store === undefined || this.#storedDefinitions.has(version)) return run();
     return this.#storeDefinition(store, compiled, workflow).then(run);
+  }
+
+  /** A provider serving the model responses `runId` recorded. */
+  async #replayProvider(runId: string): Promise<ReplayModelProvider> {
+    const store = this.#options.store;
+    if (store === undefined) throw new TypeError('replayModelResponsesFrom needs a store (new WorkflowEngine({ store }))');
+    if ((await store.getRun(runId)) === undefined) throw new TypeError(`replayModelResponsesFrom: run ${runId} does not exist`);
+    return ReplayModelProvider.fromEvents(await store.readEvents(runId), `run ${runId}`);
   }
 
   async #storeDefinition(store: RunStore, compiled: CompiledWorkflow, workflow: WorkflowSource): Promise<void> {
@@ -307,6 +349,7 @@ export class WorkflowEngine {
     listener: ((event: RunEvent) => void) | undefined,
     source: WorkflowSource,
     history: readonly RunEvent[] | undefined,
+    replaying?: string,
   ): Run {
     const runId = options.runId ?? newRunId();
     const logger = options.logger ?? source.logger ?? this.#logger;
@@ -328,6 +371,9 @@ export class WorkflowEngine {
       signal: options.signal,
       journal,
       ...(history === undefined ? {} : { history }),
+      ...(options.tokenBudget === undefined ? {} : { tokenBudget: options.tokenBudget }),
+      recordModelResponses: options.recordModelResponses ?? this.#options.recordModelResponses ?? false,
+      ...(replaying === undefined ? {} : { replayModelResponsesFrom: replaying }),
     });
   }
 
@@ -356,6 +402,13 @@ function resolveLimits(options: EngineOptions): RunLimits {
     throw new RangeError(`WorkflowEngine: maxHandlerRetries must be an integer from 0 to ${Limits.maxRetries}, got ${String(maxHandlerRetries)}`);
   }
   return { defaultStepTimeoutMs: Math.max(1, Math.round(timeout * 1000)), maxOutputBytes, maxHandlerRetries };
+}
+
+function checkTokenBudget(tokens: number | undefined): void {
+  if (tokens === undefined) return;
+  if (!Number.isInteger(tokens) || tokens < 1 || tokens > Limits.maxTokenBudget) {
+    throw new RangeError(`execute: tokenBudget must be an integer from 1 to ${Limits.maxTokenBudget}, got ${String(tokens)}`);
+  }
 }
 
 function byName<T extends { readonly name: string }>(items: Named<T> | undefined, what: string): Map<string, T> {

@@ -48,6 +48,12 @@ export interface RunStartedEvent extends EventBase {
   /** Top-level steps in the definition. */
   readonly totalSteps: number;
   readonly input: RunInput;
+  /** Model tokens (prompt + completion) the whole run may use; absent: unlimited. */
+  readonly tokenBudget?: number;
+  /** The run records its model responses (`model_responded` events). */
+  readonly recordModelResponses?: boolean;
+  /** The run replays the model responses recorded by this run. */
+  readonly replayModelResponsesFrom?: string;
 }
 
 export interface StepStartedEvent extends EventBase {
@@ -82,7 +88,40 @@ export interface RunFinishedEvent extends EventBase {
   readonly error?: StepError & { readonly stepPath?: string };
 }
 
-export type RunEvent = RunStartedEvent | StepStartedEvent | StepRetryingEvent | StepFinishedEvent | RunFinishedEvent;
+/** Text an agent step's model streamed, in order: the step's partial output (the final output comes with its result). */
+export interface StepOutputDeltaEvent extends EventBase {
+  readonly type: 'step_output_delta';
+  readonly path: string;
+  readonly attempt: number;
+  /** The model call within the attempt (1-based, across handoffs). */
+  readonly turn: number;
+  readonly agent: string;
+  readonly text: string;
+}
+
+/** A model response of an agent step, recorded (when the run records them) so that a replay can serve it offline. */
+export interface ModelRespondedEvent extends EventBase {
+  readonly type: 'model_responded';
+  readonly path: string;
+  readonly attempt: number;
+  readonly turn: number;
+  /** The agent that asked (after handoffs, the active one). */
+  readonly agent: string;
+  readonly model: string | undefined;
+  readonly response: RecordedModelResponse;
+}
+
+/** A ModelResponse as JSON data. */
+export interface RecordedModelResponse {
+  readonly content: string | null;
+  readonly toolCalls?: readonly { readonly id: string; readonly name: string; readonly arguments: string }[];
+  readonly usage?: { readonly promptTokens: number; readonly completionTokens: number };
+}
+
+export type RunEvent = RunStartedEvent | StepStartedEvent | StepRetryingEvent | StepFinishedEvent | StepOutputDeltaEvent | ModelRespondedEvent | RunFinishedEvent;
+
+/** A running step's own events, before the run stamps them. */
+export type NewStepEvent = Omit<StepOutputDeltaEvent, 'seq' | 'runId' | 'at'> | Omit<ModelRespondedEvent, 'seq' | 'runId' | 'at'>;
 
 /** An event before the run assigns its seq, runId and time. */
 export type NewRunEvent = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'seq' | 'runId' | 'at'> : never) : never;

@@ -7,7 +7,10 @@ import type { Tool } from '../tools/tool.ts';
 import { callUser, type Attempt, type AttemptOutcome, type Evaluated } from './attempt-support.ts';
 import { cancellationError, raceCancellation } from './cancellation.ts';
 import type { InvocationOutcome } from './executor.ts';
+import type { RecordedModelResponse } from './events.ts';
+import { OutputDeltas } from './output-deltas.ts';
 import { encodeOutput } from './worker-protocol.ts';
+import type { ModelResponse } from '../agents/model-provider.ts';
 
 export async function toolAttempt(a: Attempt<'tool'>): Promise<AttemptOutcome> {
   const source = a.def.args;
@@ -64,6 +67,8 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   }
   // The agent's tools see the step's context, as its instructions do.
   const toolCtx = a.ctx.withUserContext(context.value);
+  const { path, attempt, env } = a;
+  const deltas = new OutputDeltas((agent, turn, text) => env.emitStepEvent({ type: 'step_output_delta', path, attempt, turn, agent, text }));
   const agentRun = runAgent({
     agent: a.def.agent as Agent,
     input: message,
@@ -72,6 +77,18 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
     provider,
     signal: a.cancellation.signal,
     resolveAgent: (name) => a.env.agents.get(name),
+    budget: env.budgetFor(path, a.def.tokenBudget),
+    call: { runId: env.runId, path, attempt },
+    onDelta: (agent, text, turn) => deltas.push(agent, text, turn),
+    ...(env.recordModelResponses
+      ? {
+          onResponse: (turn: number, agent: string, response: ModelResponse) => {
+            // The text streamed before this response goes first: the recording follows the stream.
+            deltas.flush();
+            env.emitStepEvent({ type: 'model_responded', path, attempt, turn, agent, model: response.model, response: recordedResponse(response) });
+          },
+        }
+      : {}),
     // Each tool call is a step execution of its own, at `{agent step}/{attempt}.{turn}.{call}:{tool}`:
     // events, the pool, timeouts and idempotency keys as for any tool step.
     runTool: async (tool, args, callId) => {
@@ -90,12 +107,32 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
       return status === 'completed' ? { kind: 'ok', output, outputJson: undefined } : { kind: 'error', error: error ?? cancellationError(a.cancellation) };
     },
   });
-  const outcome = await raceCancellation(agentRun, a.cancellation, (): { readonly aborted: true } => ({ aborted: true }));
+  let outcome: Awaited<typeof agentRun> | { readonly aborted: true };
+  try {
+    outcome = await raceCancellation(agentRun, a.cancellation, (): { readonly aborted: true } => ({ aborted: true }));
+  } finally {
+    // Nothing streamed after this point may follow the step's result.
+    deltas.close();
+  }
   if ('aborted' in outcome) return { status: 'error', error: cancellationError(a.cancellation) };
   const metadata = { usage: outcome.usage, agent: outcome.agentName, ...(outcome.handoffs.length === 0 ? {} : { handoffs: outcome.handoffs }) };
   if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };
   const encoded = encodeOutput(outcome.output, a.env.maxOutputBytes);
   return encoded.ok ? { status: 'ok', output: encoded.output, ctx: a.ctx, metadata } : { status: 'error', error: encoded.error, metadata };
+}
+
+/** A ModelResponse as event data (arguments as JSON text, usage only when reported). */
+function recordedResponse(response: ModelResponse): RecordedModelResponse {
+  const toolCalls = response.message.toolCalls?.map((call) => ({
+    id: call.id,
+    name: call.name,
+    arguments: typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments),
+  }));
+  return {
+    content: response.message.content,
+    ...(toolCalls === undefined || toolCalls.length === 0 ? {} : { toolCalls }),
+    ...(response.usage === undefined ? {} : { usage: { promptTokens: response.usage.promptTokens, completionTokens: response.usage.completionTokens } }),
+  };
 }
 
 function evaluate<K extends 'tool' | 'agent', T, F>(a: Attempt<K>, source: ValueSource<T>, what: string, fallback: F): Promise<Evaluated<T | F>> {

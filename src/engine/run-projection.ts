@@ -45,8 +45,10 @@ export function nextStepRecord(prev: StepRecord | undefined, event: StepEvent): 
       return { path: event.path, stepId: event.stepId, kind: event.kind, parent: event.parent, status: 'running', attempts: event.attempt, result: undefined };
     }
     case 'step_retrying':
+    case 'step_output_delta':
+    case 'model_responded':
       if (prev === undefined || prev.status !== 'running') {
-        throw new InvariantViolation(`step ${event.path} retrying while ${prev?.status ?? 'unknown'} (seq ${event.seq})`);
+        throw new InvariantViolation(`step ${event.path}: ${event.type} while ${prev?.status ?? 'unknown'} (seq ${event.seq})`);
       }
       return prev;
     case 'step_completed':

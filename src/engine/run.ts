@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
+import { BudgetGate, type TokenBudget } from '../agents/budget.ts';
 import type { WorkflowContext } from '../context.ts';
 import { compileReplacement, joinPath, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import type { ErrorDecision, StepDefinition } from '../definition/types.ts';
@@ -19,7 +20,7 @@ import { attemptRunners, replayers } from './attempts.ts';
 import { Cancellation, cancellationError, type LinkedCancellation } from './cancellation.ts';
 import type { Clock } from './clock.ts';
 import type { Deadlines } from './deadlines.ts';
-import { finishedEventType, type FinishedStepStatus, type NewRunEvent, type RunEvent, type StepResultData } from './events.ts';
+import { finishedEventType, type FinishedStepStatus, type NewRunEvent, type NewStepEvent, type RunEvent, type StepResultData } from './events.ts';
 import type { ToolExecutor } from './executor.ts';
 import type { RunJournal } from './journal.ts';
 import { nextDelayMs, shouldRetry } from './retry.ts';
@@ -48,6 +49,12 @@ export interface RunDeps {
   readonly journal: RunJournal;
   /** A recovered run's stored events: folded first, then the run continues after them. */
   readonly history?: readonly RunEvent[];
+  /** Model tokens the whole run may use (a recovered run's comes from its run_started event). */
+  readonly tokenBudget?: number;
+  /** Record every model response as a `model_responded` event. */
+  readonly recordModelResponses?: boolean;
+  /** The recorded run this one replays its model responses from (kept in run_started, for recovery). */
+  readonly replayModelResponsesFrom?: string;
 }
 
 type RunOutcome = { readonly status: 'completed' | 'failed' | 'cancelled'; readonly error: (StepError & { stepPath?: string }) | undefined };
@@ -67,7 +74,11 @@ export class Run implements AttemptEnv {
   readonly modelProvider: ModelProvider | undefined;
   readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;
+  readonly recordModelResponses: boolean;
   readonly #deps: RunDeps;
+  readonly #runBudget: TokenBudget | undefined;
+  /** Each agent step's tokens over all its attempts, by path (only for steps with a budget). */
+  readonly #stepBudgets = new Map<string, TokenBudget>();
   readonly #root: LinkedCancellation;
   /** Decided once per run: building log arguments for every step is measurable at thousands of steps/s. */
   readonly #logSteps: boolean;
@@ -86,6 +97,10 @@ export class Run implements AttemptEnv {
     this.maxOutputBytes = deps.limits.maxOutputBytes;
     this.projection = new RunProjection(deps.runId);
     for (const event of deps.history ?? []) this.projection.apply(event);
+    const started = deps.history?.[0];
+    this.recordModelResponses = started?.type === 'run_started' ? started.recordModelResponses === true : (deps.recordModelResponses ?? false);
+    const runLimit = started?.type === 'run_started' ? started.tokenBudget : deps.tokenBudget;
+    this.#runBudget = runLimit === undefined ? undefined : { scope: 'run', limit: runLimit, used: tokensIn(deps.history) };
     this.#seq = this.projection.lastSeq;
     // The caller's signal cancels the whole run.
     this.#root = Cancellation.fromSignal(deps.signal, () => stepError(ErrorCode.CANCELLED, 'run cancelled'));
@@ -111,6 +126,9 @@ export class Run implements AttemptEnv {
           definitionHash: workflow.definitionHash,
           totalSteps: workflow.steps.length,
           input: { workflowId: initial.workflowId, userContext: initial.userContext, initialData: initial.initialData, variables: initial.variables, metadata: initial.metadata },
+          ...(this.#runBudget === undefined ? {} : { tokenBudget: this.#runBudget.limit }),
+          ...(this.recordModelResponses ? { recordModelResponses: true } : {}),
+          ...(this.#deps.replayModelResponsesFrom === undefined ? {} : { replayModelResponsesFrom: this.#deps.replayModelResponsesFrom }),
         });
         // Not awaited: the start commits with the first step's events (a crash before then loses a run
         // nobody was told about; callers that acknowledge a start wait for `durable()` themselves).
@@ -372,6 +390,24 @@ export class Run implements AttemptEnv {
     return this.#deps.journal.immediate ? undefined : this.#durable();
   }
 
+  /** The budgets an agent step's model requests must fit: its own (over all attempts) and the run's. */
+  budgetFor(path: string, stepLimit: number | undefined): BudgetGate {
+    let step: TokenBudget | undefined;
+    if (stepLimit !== undefined) {
+      step = this.#stepBudgets.get(path);
+      if (step === undefined) {
+        step = { scope: 'step', limit: stepLimit, used: tokensIn(this.#deps.history, path) };
+        this.#stepBudgets.set(path, step);
+      }
+    }
+    return new BudgetGate([step, this.#runBudget]);
+  }
+
+  /** For a running agent step: its streamed output and recorded model responses. */
+  emitStepEvent(event: NewStepEvent): void {
+    this.#emit(event);
+  }
+
   #emit(event: NewRunEvent): void {
     // Completing the caller's fresh object in place: a spread per event was the hottest line of E1.
     const stamped = event as unknown as { seq: number; runId: string; at: number };
@@ -447,4 +483,26 @@ function safeJson(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/**
+ * Model tokens a recovered run (or one of its steps) already used, from its history: the recorded model
+ * responses when it recorded them, else its finished agent steps' usage (the last attempt of each).
+ */
+function tokensIn(history: readonly RunEvent[] | undefined, path?: string): number {
+  if (history === undefined) return 0;
+  let recorded = 0;
+  let sawRecording = false;
+  let fromResults = 0;
+  for (const event of history) {
+    if (path !== undefined && 'path' in event && event.path !== path) continue;
+    if (event.type === 'model_responded') {
+      sawRecording = true;
+      recorded += (event.response.usage?.promptTokens ?? 0) + (event.response.usage?.completionTokens ?? 0);
+    } else if ('result' in event && event.result.kind === 'agent') {
+      const usage = event.result.metadata?.usage as { promptTokens?: number; completionTokens?: number } | undefined;
+      fromResults += (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
+    }
+  }
+  return sawRecording ? recorded : fromResults;
 }

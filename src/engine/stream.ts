@@ -1,6 +1,15 @@
 import type { StepResult, WorkflowResult } from './results.ts';
 
-type Start = (onStepResult: (result: StepResult) => void, signal: AbortSignal) => Promise<WorkflowResult>;
+/** Text an agent step's model streamed, as `executeWorkflowStream(..., { partialOutput: true })` yields it. */
+export interface PartialOutput {
+  readonly kind: 'partial_output';
+  readonly stepPath: string;
+  readonly attempt: number;
+  readonly agent: string;
+  readonly text: string;
+}
+
+type Start<T> = (push: (item: T) => void, signal: AbortSignal) => Promise<WorkflowResult>;
 
 /**
  * A running workflow seen as an async iterator of its top-level StepResults, in completion order (the
@@ -8,17 +17,17 @@ type Start = (onStepResult: (result: StepResult) => void, signal: AbortSignal) =
  * leaving the loop early (`break`) cancels the run. `result` resolves with the WorkflowResult. It can be
  * iterated once.
  */
-export class WorkflowStream implements AsyncIterable<StepResult> {
+export class WorkflowStream<T = StepResult> implements AsyncIterable<T> {
   readonly result: Promise<WorkflowResult>;
-  readonly #buffer: StepResult[] = [];
+  readonly #buffer: T[] = [];
   readonly #abort = new AbortController();
   #waiting: (() => void) | undefined;
   #ended = false;
   #iterated = false;
   #failure: { error: unknown } | undefined;
 
-  constructor(start: Start) {
-    const push = (result: StepResult) => {
+  constructor(start: Start<T>) {
+    const push = (result: T) => {
       this.#buffer.push(result);
       this.#wake();
     };
@@ -50,7 +59,7 @@ export class WorkflowStream implements AsyncIterable<StepResult> {
     this.#abort.abort();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<StepResult> {
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
     // Results are handed out once: a second reader would silently miss the first one's.
     if (this.#iterated) throw new TypeError('a WorkflowStream can be iterated once');
     this.#iterated = true;

@@ -71,6 +71,7 @@ export function runEventToProto(event: RunEvent): Message {
           displayName: event.workflowName,
           totalSteps: event.totalSteps,
           ...inputToProto(event),
+          tokenBudget: String(event.tokenBudget ?? 0),
         },
       };
     case 'step_started':
@@ -94,6 +95,13 @@ export function runEventToProto(event: RunEvent): Message {
     case 'step_skipped':
     case 'step_cancelled':
       return { ...base, stepFinished: stepResultToProto(event.result) };
+    case 'step_output_delta':
+      return { ...base, stepOutputDelta: { path: event.path, attempt: event.attempt, turn: event.turn, agent: event.agent, text: event.text } };
+    case 'model_responded':
+      return {
+        ...base,
+        modelResponded: { path: event.path, attempt: event.attempt, turn: event.turn, agent: event.agent, model: event.model ?? '', response: toProtoStruct({ ...event.response }) },
+      };
     case 'run_completed':
     case 'run_failed':
     case 'run_cancelled': {

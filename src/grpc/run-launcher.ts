@@ -13,6 +13,7 @@ import { WorkflowContext } from '../context.ts';
 import type { WorkflowEngine } from '../engine/engine.ts';
 import type { RunEvent } from '../engine/events.ts';
 import { newRunId } from '../ids.ts';
+import { Limits } from '../limits.ts';
 import type { WorkflowLogger } from '../observability/workflow-logger.ts';
 import type { RunStore } from '../store/run-store.ts';
 import { CoordinatorError, jsonObject, resourceId, RUN_ID_PATTERN, type AnyRequest } from './requests.ts';
@@ -101,6 +102,11 @@ export class RunLauncher {
       metadata: jsonObject(request.metadata) ?? {},
       userContext: jsonObject(request.userContext),
     });
+    const modelOptions = modelOptionsOf(request);
+    const replayFrom = modelOptions.replayModelResponsesFrom;
+    if (replayFrom !== undefined && (await store.getRun(replayFrom)) === undefined) {
+      throw new CoordinatorError(CoordinatorErrorCode.RUN_NOT_FOUND, `replay_model_responses_from: run ${replayFrom} does not exist`, 'replay_model_responses_from');
+    }
     const controller = new AbortController();
     this.#active.set(runId, controller);
     let onStarted!: (runId: string) => void;
@@ -112,7 +118,13 @@ export class RunLauncher {
     const onEvent = (event: RunEvent): void => {
       if (event.type === 'run_started') onStarted(event.runId);
     };
-    const execution = engine.executeWorkflow(workflow, ctx, { runId, signal: controller.signal, onEvent });
+    let execution: Promise<unknown>;
+    try {
+      execution = engine.executeWorkflow(workflow, ctx, { runId, signal: controller.signal, onEvent, ...modelOptions });
+    } catch (err) {
+      this.#active.delete(runId);
+      throw err;
+    }
     execution.then(
       () => onStarted(runId),
       (err: unknown) => {
@@ -137,12 +149,36 @@ export class RunLauncher {
   }
 }
 
+/** StartRun's model options: a run token budget, recording, replay from a recorded run. */
+function modelOptionsOf(request: AnyRequest): { tokenBudget?: number; recordModelResponses?: boolean; replayModelResponsesFrom?: string } {
+  const budget = Number(request.tokenBudget ?? 0);
+  if (!Number.isSafeInteger(budget) || budget < 0 || budget > Limits.maxTokenBudget) {
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `token_budget must be an integer from 0 (unlimited) to ${Limits.maxTokenBudget}`, 'token_budget');
+  }
+  const replay = typeof request.replayModelResponsesFrom === 'string' && request.replayModelResponsesFrom !== '' ? request.replayModelResponsesFrom : undefined;
+  return {
+    ...(budget > 0 ? { tokenBudget: budget } : {}),
+    ...(request.recordModelResponses === true ? { recordModelResponses: true } : {}),
+    ...(replay === undefined ? {} : { replayModelResponsesFrom: resourceId(replay, 'runs', 'replay_model_responses_from') }),
+  };
+}
+
 function reused(requestId: string): CoordinatorError {
   return new CoordinatorError(CoordinatorErrorCode.REQUEST_ID_REUSED, `request_id ${requestId} was used with a different request`, 'request_id');
 }
 
 /** What identifies a StartRun request's content (everything but the request_id). */
 function requestFingerprint(request: AnyRequest): string {
-  const content = JSON.stringify([request.workflow, request.definitionHash ?? '', request.variables ?? null, request.metadata ?? null, request.userContext ?? null, request.runId ?? '']);
+  const content = JSON.stringify([
+    request.workflow,
+    request.definitionHash ?? '',
+    request.variables ?? null,
+    request.metadata ?? null,
+    request.userContext ?? null,
+    request.runId ?? '',
+    String(request.tokenBudget ?? 0),
+    request.recordModelResponses === true,
+    request.replayModelResponsesFrom ?? '',
+  ]);
   return createHash('sha256').update(content).digest('hex');
 }

@@ -92,6 +92,8 @@ export const grpcStatusByCode: Readonly<Record<MappedErrorCode, status>> = Objec
   MODEL_CONTEXT_LENGTH_EXCEEDED: status.RESOURCE_EXHAUSTED, // a size ran out: the context window
   MODEL_INVALID_REQUEST: status.FAILED_PRECONDITION, // the agent's model/parameters or the endpoint must be fixed
   MODEL_RESPONSE_INVALID: status.UNKNOWN, // the endpoint answered something that is not a chat completion
+  BUDGET_EXCEEDED: status.RESOURCE_EXHAUSTED, // a budget ran out
+  MODEL_RESPONSE_NOT_RECORDED: status.FAILED_PRECONDITION, // the replay needs a recording that has the response
   DEFINITION_NOT_REGISTERED: status.FAILED_PRECONDITION, // register the version first
   INVALID_DEFINITION: status.INVALID_ARGUMENT, // WorkflowDefinitionError
   INTERNAL: status.INTERNAL,

@@ -353,6 +353,10 @@ export class WorkflowMetrics {
         this.#stepDuration.observe({ kind, status: stepFinishStatus[event.type] }, executionTimeMs / 1000);
         return;
       }
+      case 'step_output_delta':
+      case 'model_responded':
+        // Token use is counted where the response arrives (withModelMetrics), recorded or not.
+        return;
       case 'run_completed':
       case 'run_failed':
       case 'run_cancelled': {

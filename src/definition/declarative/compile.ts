@@ -98,6 +98,7 @@ class DocumentCompiler {
         const context = this.expr(`${at}/context`);
         step.withContextFunction((ctx) => context.evaluate(bindings(ctx)));
       }
+      if (doc.tokenBudget !== undefined) step.withTokenBudget(doc.tokenBudget);
       return step;
     }
     if ('if' in doc) {

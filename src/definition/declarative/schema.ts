@@ -134,6 +134,7 @@ export const workflowDocumentSchema = {
       input: { ...cel, description: 'The user message: a CEL expression giving a string.' },
       message: { type: 'string', maxLength: 65536, description: 'A fixed user message (instead of `input`).' },
       context: { ...cel, description: 'What the agent sees as its context (default: the run userContext).' },
+      tokenBudget: { type: 'integer', minimum: 1, maximum: Limits.maxTokenBudget, description: 'Model tokens (prompt + completion) the step may use over all attempts.' },
     }),
     conditionalStep: kind('Runs `then` if the condition holds, else `else`.', ['if'], { if: cel, then: step, else: step }),
     parallelStep: kind('Runs its branches at once.', ['parallel'], {
@@ -193,6 +194,7 @@ export interface AgentStepDocument extends StepDocumentBase {
   input?: string;
   message?: string;
   context?: string;
+  tokenBudget?: number;
 }
 
 export interface ConditionalStepDocument extends StepDocumentBase {
