@@ -1,4 +1,5 @@
 import type { ValidateFunction } from 'ajv';
+import type { ModelProvider } from './model-provider.ts';
 import type { WorkflowContext } from '../context.ts';
 import { Limits } from '../limits.ts';
 import { compileSchema, Tool, type JsonSchema } from '../tools/tool.ts';
@@ -24,6 +25,11 @@ export interface AgentSpec {
   readonly tools?: readonly Tool[];
   /** Model name passed to the provider (the provider's default when absent). */
   readonly model?: string;
+  /**
+   * This agent's own provider (e.g. another endpoint or API key: `new OpenAIModelProvider({ baseURL,
+   * apiKey })`), instead of the engine's or the run's.
+   */
+  readonly modelProvider?: ModelProvider;
   /** JSON Schema the final answer must match; the answer is then parsed JSON. */
   readonly outputSchema?: JsonSchema;
   /** Model calls per step before MAX_TURNS_EXCEEDED. */
@@ -42,6 +48,7 @@ export class Agent {
   readonly instructions: AgentSpec['instructions'];
   readonly tools: readonly Tool[];
   readonly model: string | undefined;
+  readonly modelProvider: ModelProvider | undefined;
   readonly outputSchema: JsonSchema | undefined;
   readonly maxTurns: number;
   readonly temperature: number | undefined;
@@ -61,6 +68,10 @@ export class Agent {
     this.instructions = spec.instructions;
     this.tools = Object.freeze([...(spec.tools ?? [])]);
     this.model = spec.model;
+    if (spec.modelProvider !== undefined && typeof spec.modelProvider?.getCompletion !== 'function') {
+      throw new TypeError(`Agent ${spec.name}: modelProvider must have a getCompletion(request) method`);
+    }
+    this.modelProvider = spec.modelProvider;
     this.outputSchema = spec.outputSchema;
     this.maxTurns = maxTurns;
     this.temperature = spec.temperature;

@@ -18,7 +18,12 @@ export interface AgentRunRequest {
   readonly input: string;
   readonly context: unknown;
   readonly workflow: WorkflowContext;
-  readonly provider: ModelProvider;
+  /** The run's provider, for agents that have none of their own. */
+  readonly provider: ModelProvider | undefined;
+  /** A provider every agent must use, their own notwithstanding (a replay). */
+  readonly forcedProvider?: ModelProvider;
+  /** The model for the step's agent, instead of its own (AgentStep.withModel). */
+  readonly model?: string;
   readonly signal: AbortSignal;
   /** Validates and runs one tool call through the engine's executor; `callPath` extends the step path. */
   readonly runTool: (tool: Tool, args: unknown, callPath: string) => Promise<InvocationOutcome>;
@@ -56,7 +61,7 @@ interface ActiveAgent {
 }
 
 export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcome> {
-  const { provider, signal } = request;
+  const { signal } = request;
   // Handoffs switch agents within the step; the step's agent's maxTurns bounds all of them together.
   const maxTurns = request.agent.maxTurns;
   let promptTokens = 0;
@@ -86,6 +91,10 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
       const refused = budget.admit(estimateRequestTokens(messages, active.tools, agent.maxTokens), agent.name);
       if (refused !== undefined) return fail(refused);
     }
+    const provider = request.forcedProvider ?? agent.modelProvider ?? request.provider;
+    if (provider === undefined) {
+      return fail(stepError(ErrorCode.MODEL_INVALID_REQUEST, `agent ${agent.name} has no model provider (give it one, or the engine or the run one)`, undefined, false));
+    }
     turns += 1;
     const turn = turns;
     let response: ModelResponse;
@@ -93,7 +102,7 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
       response = checkResponse(
         await provider.getCompletion({
           agent,
-          model: agent.model,
+          model: agent === request.agent && request.model !== undefined ? request.model : agent.model,
           messages: [...messages],
           tools: active.tools,
           outputSchema: agent.outputSchema,

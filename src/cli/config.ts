@@ -26,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { Agent } from '../agents/agent.ts';
+import { OpenAIModelProvider } from '../agents/openai-provider.ts';
 import { Tool, type JsonSchema } from '../tools/tool.ts';
 import { UsageError } from './io.ts';
 
@@ -68,6 +69,8 @@ export const configSchema = {
           temperature: { type: 'number', minimum: 0, maximum: 2 },
           maxTokens: { type: 'integer', minimum: 1, maximum: 1_000_000 },
           handoffs: { type: 'array', maxItems: 64, uniqueItems: true, items: NAME },
+          baseURL: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+          apiKeyEnv: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' },
         },
       },
     },
@@ -91,6 +94,10 @@ interface AgentEntry {
   readonly temperature?: number;
   readonly maxTokens?: number;
   readonly handoffs?: readonly string[];
+  /** The agent's own OpenAI-compatible endpoint (else the coordinator's). */
+  readonly baseURL?: string;
+  /** The environment variable holding that endpoint's API key (never the key itself in the file). */
+  readonly apiKeyEnv?: string;
 }
 
 interface ConfigDocument {
@@ -118,7 +125,12 @@ function describe(error: ErrorObject | undefined): string {
  * Reads and builds a configuration. `available` are the tools already registered (built-in, example):
  * agents may name those too. Throws UsageError naming the file and the path of the first problem.
  */
-export function loadCoordinatorConfig(file: string, available: readonly Tool[], availableAgents: readonly Agent[] = []): CoordinatorConfig {
+export function loadCoordinatorConfig(
+  file: string,
+  available: readonly Tool[],
+  availableAgents: readonly Agent[] = [],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): CoordinatorConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -133,10 +145,16 @@ export function loadCoordinatorConfig(file: string, available: readonly Tool[], 
     throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message}`);
   }
   if (!validateConfig(document ?? {})) throw new UsageError(`--config ${file}: ${describe(validateConfig.errors?.[0])}`);
-  return build((document ?? {}) as ConfigDocument, file, available, new Set(availableAgents.map((a) => a.name)));
+  return build((document ?? {}) as ConfigDocument, file, available, new Set(availableAgents.map((a) => a.name)), env);
 }
 
-function build(config: ConfigDocument, file: string, available: readonly Tool[], takenAgentNames: ReadonlySet<string>): CoordinatorConfig {
+function build(
+  config: ConfigDocument,
+  file: string,
+  available: readonly Tool[],
+  takenAgentNames: ReadonlySet<string>,
+  env: Readonly<Record<string, string | undefined>>,
+): CoordinatorConfig {
   const base = dirname(resolve(file));
   const toolsByName = new Map(available.map((tool) => [tool.name, tool]));
   const tools: Tool[] = [];
@@ -173,9 +191,18 @@ function build(config: ConfigDocument, file: string, available: readonly Tool[],
     for (const [i, target] of (entry.handoffs ?? []).entries()) {
       if (!agentNames.has(target)) throw new UsageError(`--config ${file}: ${at}/handoffs/${i}: no agent named ${target} in this file`);
     }
+    if (entry.apiKeyEnv !== undefined && entry.baseURL === undefined) throw new UsageError(`--config ${file}: ${at}/apiKeyEnv: needs baseURL`);
+    if (entry.apiKeyEnv !== undefined && (env[entry.apiKeyEnv] ?? '') === '') {
+      throw new UsageError(`--config ${file}: ${at}/apiKeyEnv: the environment variable ${entry.apiKeyEnv} is not set`);
+    }
     try {
+      const provider =
+        entry.baseURL === undefined
+          ? undefined
+          : new OpenAIModelProvider({ baseURL: entry.baseURL, apiKey: entry.apiKeyEnv === undefined ? 'unused' : env[entry.apiKeyEnv]!, env: {} });
       agents.push(
         new Agent({
+          ...(provider === undefined ? {} : { modelProvider: provider }),
           name: entry.name,
           instructions: entry.instructions,
           tools: agentTools,

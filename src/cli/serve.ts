@@ -66,7 +66,7 @@ export async function startServer(options: ServeOptions, io: CliIO): Promise<Ser
   checkServeOptions(options);
   // The configuration first: a bad file fails before the store is opened.
   const baseTools = [...builtinTools(), ...orderTools];
-  const configured = options.config === undefined ? { tools: [], agents: [] } : loadCoordinatorConfig(options.config, baseTools, orderAgents);
+  const configured = options.config === undefined ? { tools: [], agents: [] } : loadCoordinatorConfig(options.config, baseTools, orderAgents, options.env ?? process.env);
   const tools = [...baseTools, ...configured.tools];
   const agents = [...orderAgents, ...configured.agents];
   if (options.db !== ':memory:') mkdirSync(dirname(options.db), { recursive: true });

@@ -148,10 +148,10 @@ class Walker {
         return tool === undefined ? def : Object.freeze({ ...def, tool });
       }
       case 'agent': {
-        if (!this.registry.hasModelProvider) {
-          this.issue(path, 'MODEL_PROVIDER_MISSING', 'agent steps need a model provider: new WorkflowEngine({ modelProvider }) or execute(ctx, { modelProvider })');
-        }
         const agent = this.resolveAgent(def.agent, path);
+        if (!this.registry.hasModelProvider && agent?.modelProvider === undefined) {
+          this.issue(path, 'MODEL_PROVIDER_MISSING', 'agent steps need a model provider: new WorkflowEngine({ modelProvider }), execute(ctx, { modelProvider }) or the agent\'s own');
+        }
         return agent === undefined ? def : Object.freeze({ ...def, agent });
       }
       case 'conditional':

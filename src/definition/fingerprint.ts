@@ -54,6 +54,7 @@ function describe(def: StepDefinition): Record<string, unknown> {
         input: valueSource(def.input),
         context: valueSource(def.context),
         ...(def.tokenBudget === undefined ? {} : { tokenBudget: def.tokenBudget }),
+        ...(def.model === undefined ? {} : { model: def.model }),
       };
     case 'conditional':
       return { ...common, predicate: source(def.predicate), ifTrue: def.ifTrue === undefined ? null : describe(def.ifTrue), ifFalse: def.ifFalse === undefined ? null : describe(def.ifFalse) };

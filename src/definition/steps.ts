@@ -183,6 +183,7 @@ export class AgentStep extends WorkflowStep {
   #input: ValueSource<string>;
   #context: ValueSource<unknown> = { kind: 'none' };
   #tokenBudget: number | undefined;
+  #model: string | undefined;
 
   constructor(id: string, agent?: Agent | string, message?: string) {
     super(id);
@@ -221,8 +222,23 @@ export class AgentStep extends WorkflowStep {
     return this.changed();
   }
 
+  /** The model this step's agent uses here, instead of its own (same provider). */
+  withModel(model: string): this {
+    if (typeof model !== 'string' || model === '' || model.length > 256) throw this.optionError('model', 'must be a model name of 1 to 256 characters');
+    this.#model = model;
+    return this.changed();
+  }
+
   protected build(): StepDefinition {
-    return Object.freeze({ kind: 'agent', ...this.base(), agent: this.#agent, input: this.#input, context: this.#context, tokenBudget: this.#tokenBudget });
+    return Object.freeze({
+      kind: 'agent',
+      ...this.base(),
+      agent: this.#agent,
+      input: this.#input,
+      context: this.#context,
+      tokenBudget: this.#tokenBudget,
+      model: this.#model,
+    });
   }
 }
 

@@ -67,6 +67,8 @@ export interface AgentStepDefinition extends StepBase {
   readonly context: ValueSource<unknown>;
   /** Model tokens (prompt + completion) the step may use over all its attempts; undefined: unlimited. */
   readonly tokenBudget: number | undefined;
+  /** The model for this step's agent, instead of the agent's own. */
+  readonly model: string | undefined;
 }
 
 export interface ConditionalStepDefinition extends StepBase {

@@ -43,6 +43,8 @@ export interface AttemptEnv {
   readonly runId: string;
   readonly executor: ToolExecutor;
   readonly modelProvider: ModelProvider | undefined;
+  /** Set when every agent must use this provider whatever its own (a replay). */
+  readonly forcedModelProvider: ModelProvider | undefined;
   /** The run's agents by name: handoff targets named by a string resolve here. */
   readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;

@@ -48,8 +48,6 @@ function invokeTool(a: Attempt<'tool'>, tool: Tool, args: unknown): Promise<Invo
 }
 
 export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome> {
-  const provider = a.env.modelProvider;
-  if (provider === undefined) return { status: 'error', error: stepError(ErrorCode.INTERNAL, 'agent step without a model provider passed validation') };
   const input = await evaluate(a, a.def.input, 'input function', undefined);
   if (!input.ok) return { status: 'error', error: input.error };
   const context = await evaluate(a, a.def.context, 'context function', a.ctx.userContext);
@@ -74,7 +72,9 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
     input: message,
     context: context.value,
     workflow: a.ctx,
-    provider,
+    provider: a.env.modelProvider,
+    ...(a.env.forcedModelProvider === undefined ? {} : { forcedProvider: a.env.forcedModelProvider }),
+    ...(a.def.model === undefined ? {} : { model: a.def.model }),
     signal: a.cancellation.signal,
     resolveAgent: (name) => a.env.agents.get(name),
     budget: env.budgetFor(path, a.def.tokenBudget),

@@ -72,6 +72,7 @@ export class Run implements AttemptEnv {
   readonly runId: string;
   readonly executor: ToolExecutor;
   readonly modelProvider: ModelProvider | undefined;
+  readonly forcedModelProvider: ModelProvider | undefined;
   readonly agents: ReadonlyMap<string, Agent>;
   readonly maxOutputBytes: number;
   readonly recordModelResponses: boolean;
@@ -94,6 +95,8 @@ export class Run implements AttemptEnv {
     this.executor = deps.executor;
     this.modelProvider = deps.modelProvider;
     this.agents = deps.registry.agents;
+    // A replay answers every agent from the recording, even agents with a provider of their own.
+    this.forcedModelProvider = deps.replayModelResponsesFrom === undefined ? undefined : deps.modelProvider;
     this.maxOutputBytes = deps.limits.maxOutputBytes;
     this.projection = new RunProjection(deps.runId);
     for (const event of deps.history ?? []) this.projection.apply(event);

@@ -137,3 +137,34 @@ describe('streamed partial output', () => {
     }
   });
 });
+
+describe('which provider and model a step uses', () => {
+  it("an agent's own provider wins over the engine's; a step's model wins over the agent's; a replay wins over both", async () => {
+    const engineServer = await startServer(answer('from the engine endpoint'));
+    const agentServer = await startServer(answer('from the agent endpoint'), answer('again from the agent endpoint'));
+    const store = SqliteRunStore.open({ path: join(dir, 'providers.db') });
+    try {
+      const own = new Agent({ name: 'own', instructions: 'Answer.', model: 'agent-model', modelProvider: providerFor(agentServer) });
+      const engine = engineWith({ agents: [own, writer], modelProvider: providerFor(engineServer), store });
+      const workflow = new WorkflowBuilder('providers')
+        .addStep(new AgentStep('mine', 'own', 'hi'))
+        .addStep(new AgentStep('default', 'writer', 'hi'))
+        .addStep(new AgentStep('override', 'own', 'hi').withModel('step-model'))
+        .build();
+      const result = await engine.executeWorkflow(workflow, ctx(), { recordModelResponses: true, runId: 'providers-run' });
+      expect(result.steps.map((s) => s.output)).toEqual(['from the agent endpoint', 'from the engine endpoint', 'again from the agent endpoint']);
+      expect(agentServer.requests.map((r) => r.body?.model)).toEqual(['agent-model', 'step-model']);
+      expect(engineServer.requests.map((r) => r.body?.model)).toEqual(['test-model']);
+      const replay = await engine.executeWorkflow(workflow, ctx(), { replayModelResponsesFrom: 'providers-run' });
+      expect(replay.steps.map((s) => s.output)).toEqual(result.steps.map((s) => s.output));
+      expect(agentServer.requests).toHaveLength(2);
+      expect(engineServer.requests).toHaveLength(1);
+      // With no engine provider, an agent with its own still validates and runs.
+      const alone = engineWith({ agents: [own] });
+      agentServer.script(answer('alone'));
+      expect((await alone.executeWorkflow(new WorkflowBuilder('alone').addStep(new AgentStep('a', 'own', 'hi')).build(), ctx())).finalOutput).toBe('alone');
+    } finally {
+      await store.close();
+    }
+  });
+});

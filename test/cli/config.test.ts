@@ -114,3 +114,28 @@ describe('jafw serve --config', () => {
     expect(() => loadCoordinatorConfig(join(dir, 'missing.yaml'), available)).toThrow(/cannot read/);
   });
 });
+
+describe('per-agent endpoints in the configuration', () => {
+  it('an agent with its own baseURL and apiKeyEnv calls that endpoint with that key; the key must be set', async () => {
+    const own = await ChatCompletionsServer.start([{ kind: 'message', content: JSON.stringify({ summary: 'own endpoint', words: 2 }) }]);
+    try {
+      const text = `agents:\n  - name: remote\n    instructions: Be brief.\n    model: remote-model\n    baseURL: ${own.baseURL}\n    apiKeyEnv: REMOTE_KEY\n`;
+      const path = file('remote.yaml', text);
+      expect(() => loadCoordinatorConfig(path, builtinTools(), [], {})).toThrow(/\/agents\/0\/apiKeyEnv: the environment variable REMOTE_KEY is not set/);
+      const { agents } = loadCoordinatorConfig(path, builtinTools(), [], { REMOTE_KEY: 'sk-remote' });
+      const response = await agents[0]!.modelProvider!.getCompletion({
+        agent: agents[0]!,
+        model: agents[0]!.model,
+        messages: [{ role: 'user', content: 'hi' }],
+        tools: [],
+        outputSchema: undefined,
+        signal: new AbortController().signal,
+      });
+      expect(response.message.content).toContain('own endpoint');
+      expect(own.requests[0]!.headers.authorization).toBe('Bearer sk-remote');
+      expect(own.requests[0]!.body?.model).toBe('remote-model');
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -99,6 +99,7 @@ class DocumentCompiler {
         step.withContextFunction((ctx) => context.evaluate(bindings(ctx)));
       }
       if (doc.tokenBudget !== undefined) step.withTokenBudget(doc.tokenBudget);
+      if (doc.model !== undefined) step.withModel(doc.model);
       return step;
     }
     if ('if' in doc) {

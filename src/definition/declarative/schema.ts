@@ -135,6 +135,7 @@ export const workflowDocumentSchema = {
       message: { type: 'string', maxLength: 65536, description: 'A fixed user message (instead of `input`).' },
       context: { ...cel, description: 'What the agent sees as its context (default: the run userContext).' },
       tokenBudget: { type: 'integer', minimum: 1, maximum: Limits.maxTokenBudget, description: 'Model tokens (prompt + completion) the step may use over all attempts.' },
+      model: { type: 'string', minLength: 1, maxLength: 256, description: "The model the agent uses in this step, instead of its own." },
     }),
     conditionalStep: kind('Runs `then` if the condition holds, else `else`.', ['if'], { if: cel, then: step, else: step }),
     parallelStep: kind('Runs its branches at once.', ['parallel'], {
@@ -195,6 +196,7 @@ export interface AgentStepDocument extends StepDocumentBase {
   message?: string;
   context?: string;
   tokenBudget?: number;
+  model?: string;
 }
 
 export interface ConditionalStepDocument extends StepDocumentBase {
