@@ -125,14 +125,34 @@ async function readInput(input: string | undefined): Promise<Record<string, unkn
   return parsed as Record<string, unknown>;
 }
 
-export async function run(conn: Connection, file: string, options: FollowOptions & { input?: string; requestId?: string }, io: CliIO): Promise<number> {
+export interface RunOptions extends FollowOptions {
+  readonly input?: string;
+  readonly requestId?: string;
+  /** The run's model token budget. */
+  readonly tokenBudget?: number;
+  /** Record the run's model responses. */
+  readonly record?: boolean;
+  /** Replay model responses recorded by this run (id or name). */
+  readonly replayFrom?: string;
+}
+
+export async function run(conn: Connection, file: string, options: RunOptions, io: CliIO): Promise<number> {
+  if (options.record === true && options.replayFrom !== undefined) throw new UsageError('--record and --replay-from exclude each other');
   const variables = await readInput(options.input);
   const { text, format } = await readDocument(file);
   const workflow = await conn.unary('createWorkflow', { document: text, format: format === 'json' ? 'DOCUMENT_FORMAT_JSON' : 'DOCUMENT_FORMAT_YAML' });
   if (options.json !== true) println(io.stdout, `Workflow ${String(workflow.name)} (${String(workflow.definitionHash)}, ${String(workflow.totalSteps)} steps)`);
   // Always idempotent, so that a start interrupted before its first event can be retried safely.
   const requestId = options.requestId ?? randomUUID();
-  const request: Msg = { workflow: workflow.name, definitionHash: workflow.definitionHash, variables: toProtoStruct(variables), requestId };
+  const request: Msg = {
+    workflow: workflow.name,
+    definitionHash: workflow.definitionHash,
+    variables: toProtoStruct(variables),
+    requestId,
+    ...(options.tokenBudget === undefined ? {} : { tokenBudget: String(options.tokenBudget) }),
+    ...(options.record === true ? { recordModelResponses: true } : {}),
+    ...(options.replayFrom === undefined ? {} : { replayModelResponsesFrom: runName(options.replayFrom) }),
+  };
   const final = await follow(conn, { method: 'executeWorkflow', request: { run: request } }, io, options);
   return exitFor(final, io, options);
 }

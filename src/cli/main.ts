@@ -27,7 +27,7 @@ Commands:
                                run a coordinator (built-in and example order tools, offline agents);
                                refuses a non-loopback --host with neither a token nor TLS unless --insecure
   validate FILE                check a YAML/JSON workflow document locally
-  run FILE [--input JSON|@FILE] [--request-id ID]
+  run FILE [--input JSON|@FILE] [--request-id ID] [--token-budget N] [--record | --replay-from RUN]
                                create the workflow and execute it, printing each step
                                (run and watch resume after the last seq if the stream breaks)
   watch RUN [--after-seq N]    stream a run's events until it finishes
@@ -75,7 +75,10 @@ const COMMANDS: Record<string, { options: Options; positionals: number }> = {
     positionals: 0,
   },
   validate: { options: {}, positionals: 1 },
-  run: { options: { input: { type: 'string' }, 'request-id': { type: 'string' } }, positionals: 1 },
+  run: {
+    options: { input: { type: 'string' }, 'request-id': { type: 'string' }, 'token-budget': { type: 'string' }, record: { type: 'boolean' }, 'replay-from': { type: 'string' } },
+    positionals: 1,
+  },
   watch: { options: { 'after-seq': { type: 'string' } }, positionals: 1 },
   get: { options: {}, positionals: 1 },
   list: { options: { workflow: { type: 'string' }, status: { type: 'string' } }, positionals: 0 },
@@ -175,7 +178,21 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
       case 'run': {
         const input = str('input');
         const requestId = str('request-id');
-        return await commands.run(conn, arg, { json, ...(input === undefined ? {} : { input }), ...(requestId === undefined ? {} : { requestId }) }, io);
+        const budget = str('token-budget');
+        const replayFrom = str('replay-from');
+        return await commands.run(
+          conn,
+          arg,
+          {
+            json,
+            ...(input === undefined ? {} : { input }),
+            ...(requestId === undefined ? {} : { requestId }),
+            ...(budget === undefined ? {} : { tokenBudget: parseInteger(budget, '--token-budget') }),
+            ...(values.record === true ? { record: true } : {}),
+            ...(replayFrom === undefined ? {} : { replayFrom }),
+          },
+          io,
+        );
       }
       case 'watch': {
         const after = str('after-seq');

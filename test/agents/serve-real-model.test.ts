@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
 import { connect } from '../../src/cli/client.ts';
+import { main } from '../../src/cli/main.ts';
 import { startServer, type Server } from '../../src/cli/serve.ts';
 import { toProtoStruct } from '../../src/grpc/proto.ts';
 import { ChatCompletionsServer, systemPrompt, type RecordedRequest, type ScriptedReply } from '../support/chat-completions-server.ts';
@@ -62,5 +64,29 @@ describe('jafw serve with a real OpenAI-compatible endpoint', () => {
     expect(last.body?.response_format?.type).toBe('json_schema');
     const metrics = await (await fetch(server.metricsUrl!)).text();
     expect(metrics).toMatch(/jaf_model_tokens_total\{model="test-model",agent="fulfillment_agent",type="prompt"\} 50/);
+  });
+
+  it('jafw run --record, then --replay-from with the model endpoint gone: the same run, no request', async () => {
+    const cli = async (...argv: string[]) => {
+      let out = '';
+      let err = '';
+      const code = await main(argv, { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, env: { JAFW_ADDRESS: server.address } });
+      return { code, out, err };
+    };
+    const yaml = fileURLToPath(new URL('../../examples/order-processing.yaml', import.meta.url));
+    const input = `@${fileURLToPath(new URL('../../examples/order.json', import.meta.url))}`;
+    const recorded = await cli('run', yaml, '--input', input, '--record', '--token-budget', '100000');
+    expect(recorded.err).toBe('');
+    expect(recorded.code).toBe(0);
+    expect(recorded.out).toMatch(/● fulfillment_agent model call 1 recorded \(fulfillment_agent, test-model\)/);
+    const runId = /run (runs\/\S+) started/.exec(recorded.out)![1]!;
+    const requestsBefore = model.requests.length;
+    await model.close();
+    const replayed = await cli('run', yaml, '--input', input, '--replay-from', runId);
+    expect(replayed.code).toBe(0);
+    expect(replayed.out).toContain('Final status: completed');
+    expect(model.requests.length).toBe(requestsBefore);
+    const both = await cli('run', yaml, '--record', '--replay-from', runId);
+    expect(both.code).toBe(2);
   });
 });
