@@ -14,7 +14,8 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Agent } from '../agents/agent.ts';
 import type { WorkflowEngine, Named } from '../engine/engine.ts';
-import type { RunStatus } from '../engine/events.ts';
+import { WatchError, WatchErrorCode } from '../engine/event-bus.ts';
+import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { grpcMetricsInterceptor, type WorkflowMetrics } from '../observability/metrics.ts';
 import type { WorkflowLogger } from '../observability/workflow-logger.ts';
 import { isFinished, type RunStore } from '../store/run-store.ts';
@@ -24,7 +25,7 @@ import { HealthWatchers } from './health-watchers.ts';
 import { isTerminalEvent, runEventToProto, runToProto, toolToProto, type Message } from './mapping.ts';
 import { WORKFLOW_SERVICE_NAME, reflectionPackageDefinition, workflowServiceDefinition } from './proto.ts';
 import { afterSeqOf, CoordinatorError, decodePageToken, encodePageToken, pageSizeOf, resourceId, RUN_STATUSES, toList, type AnyRequest } from './requests.ts';
-import { RunLauncher } from './run-launcher.ts';
+import { RunLauncher, type StartedRun } from './run-launcher.ts';
 import { checkExposure, ServerConfigError, serverChannelOptions, serverCredentials, type ServerLimits, type TlsOptions } from './server-config.ts';
 import { CoordinatorErrorCode, toGrpcStatus } from './status.ts';
 import { WorkflowCatalog } from './workflow-catalog.ts';
@@ -145,9 +146,9 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
     return runToProto(record, await store.readEvents(runId));
   };
 
-  const startRun = (request: AnyRequest): Promise<string> => {
+  const startRun = async (request: AnyRequest): Promise<string> => {
     checkOpen();
-    return launcher.start(request);
+    return (await launcher.start(request)).runId;
   };
 
   const cancelRun = async (request: AnyRequest): Promise<Message> => {
@@ -210,6 +211,71 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
     }
   };
 
+  /**
+   * ExecuteWorkflow: starts the run and streams it. A run this call launched is streamed straight from
+   * its committed events (the launcher's observer: no store read, no watcher); one its request_id had
+   * already started is streamed from the store like WatchRun. Bounded like WatchRun: past
+   * `watchBufferEvents` unsent messages the stream ends with RESOURCE_EXHAUSTED (WATCH_TOO_SLOW) and the
+   * client resumes with WatchRun after the last seq it received.
+   */
+  const executeAndStream = (call: ServerWritableStream<AnyRequest, unknown>, request: AnyRequest, afterSeq: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      let open = true;
+      const finish = (err?: unknown): void => {
+        if (!open) return;
+        open = false;
+        call.off('cancelled', leave);
+        call.off('close', leave);
+        call.off('error', leave);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const leave = (): void => finish();
+      call.once('cancelled', leave);
+      call.once('close', leave);
+      call.once('error', leave);
+      const observer = (event: RunEvent): void => {
+        if (!open) return;
+        if (call.cancelled || call.destroyed) {
+          finish();
+          return;
+        }
+        const terminal = isTerminalEvent(event);
+        if (event.seq <= afterSeq) {
+          if (terminal) {
+            finish(new CoordinatorError(CoordinatorErrorCode.AFTER_SEQ_OUT_OF_RANGE, `run ${event.runId} finished at seq ${event.seq}; after_seq ${afterSeq} is past it`));
+          }
+          return;
+        }
+        // Messages the client has not taken yet wait in the call's buffer; that buffer is the bound.
+        if (call.writableLength >= watchBufferEvents) {
+          finish(new WatchError(WatchErrorCode.WATCH_TOO_SLOW, `the client of run ${event.runId} fell more than ${watchBufferEvents} events behind; resume with WatchRun after the last seq received`));
+          return;
+        }
+        call.write(runEventToProto(event));
+        if (terminal) {
+          call.end();
+          finish();
+        }
+      };
+      let starting: Promise<StartedRun>;
+      try {
+        starting = launcher.start(request, observer);
+      } catch (err) {
+        finish(err);
+        return;
+      }
+      starting.then((started) => {
+        if (started.execution === undefined) {
+          // Not launched here (a request_id retry): its events are in the store.
+          if (open) streamRun(call, started.runId, afterSeq).then(() => finish(), finish);
+          return;
+        }
+        // A run that fails outside its steps (its store failing) may end with no terminal event.
+        started.execution.catch(finish);
+      }, finish);
+    });
+
   const streamHandler = (body: (call: ServerWritableStream<AnyRequest, unknown>) => Promise<void>) => (call: ServerWritableStream<AnyRequest, unknown>) => {
     streams.add(call);
     metrics?.streamOpened();
@@ -244,8 +310,8 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
     }),
     executeWorkflow: streamHandler(async (call) => {
       const afterSeq = afterSeqOf(call.request.afterSeq);
-      const runId = await startRun((call.request.run ?? {}) as AnyRequest);
-      await streamRun(call, runId, afterSeq);
+      checkOpen();
+      await executeAndStream(call, (call.request.run ?? {}) as AnyRequest, afterSeq);
     }),
     listTools: unary(() => ({
       tools: [...tools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(toolToProto),
@@ -295,4 +361,3 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
 
   return { port, close };
 }
-

@@ -31,6 +31,16 @@ export interface LauncherOptions {
   readonly startTimeoutMs: number;
 }
 
+/** Hears every committed event of a run this call launched, in seq order, from run_started on. */
+export type RunObserver = (event: RunEvent) => void;
+
+/** What a start found: the run's id, and, when this call launched it, its execution (which the observer follows). */
+export interface StartedRun {
+  readonly runId: string;
+  /** Set when this call launched the run (so an observer hears all its events); settles when the run ends. */
+  readonly execution: Promise<unknown> | undefined;
+}
+
 export class RunLauncher {
   readonly #options: LauncherOptions;
   /** Runs started here and not settled: their AbortController, for CancelRun. */
@@ -42,21 +52,33 @@ export class RunLauncher {
     this.#options = options;
   }
 
-  /** Starts the run a StartRunRequest describes (or finds the one its request_id already started); resolves with its id. */
-  start(request: AnyRequest): Promise<string> {
+  /**
+   * Starts the run a StartRunRequest describes (or finds the one its request_id already started);
+   * resolves once its run_started is stored. `observer` hears the run's events only when this call
+   * launched it (`execution` set): a run found by its request_id is the caller's to watch from the store.
+   */
+  start(request: AnyRequest, observer?: RunObserver): Promise<StartedRun> {
     const requestId = typeof request.requestId === 'string' ? request.requestId : '';
-    if (requestId === '') return this.#launch(request, this.#explicitRunId(request) ?? newRunId(), true);
+    if (requestId === '') {
+      // A fresh id (time + 74 random bits) needs no look-up: a collision is refused by the store anyway.
+      const explicit = this.#explicitRunId(request);
+      return this.#launch(request, explicit ?? newRunId(), explicit !== undefined, observer);
+    }
     if (!REQUEST_ID_PATTERN.test(requestId)) {
       return Promise.reject(new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, 'request_id must be 1-128 printable ASCII characters', 'request_id'));
     }
     const fingerprint = requestFingerprint(request);
     const inFlight = this.#starting.get(requestId);
-    if (inFlight !== undefined) return inFlight.fingerprint === fingerprint ? inFlight.runId : Promise.reject(reused(requestId));
-    const runId = this.#startOnce(request, requestId, fingerprint);
+    if (inFlight !== undefined) {
+      // A joiner did not launch the run: it watches it like any other.
+      return inFlight.fingerprint === fingerprint ? inFlight.runId.then((runId) => ({ runId, execution: undefined })) : Promise.reject(reused(requestId));
+    }
+    const started = this.#startOnce(request, requestId, fingerprint, observer);
+    const runId = started.then((run) => run.runId);
     this.#starting.set(requestId, { fingerprint, runId });
     const forget = () => this.#starting.delete(requestId);
     runId.then(forget, forget);
-    return runId;
+    return started;
   }
 
   /** The controller of a run executing here, if any. */
@@ -64,18 +86,18 @@ export class RunLauncher {
     return this.#active.get(runId);
   }
 
-  async #startOnce(request: AnyRequest, requestId: string, fingerprint: string): Promise<string> {
+  async #startOnce(request: AnyRequest, requestId: string, fingerprint: string, observer: RunObserver | undefined): Promise<StartedRun> {
     const { store } = this.#options;
     const explicit = this.#explicitRunId(request);
     const mine = explicit ?? newRunId();
     const claimed = await store.claimRunRequest({ requestId, fingerprint, runId: mine, createdAt: Date.now() });
     if (claimed.fingerprint !== fingerprint) throw reused(requestId);
     if (claimed.runId !== mine && (this.#active.has(claimed.runId) || (await store.getRun(claimed.runId)) !== undefined)) {
-      return claimed.runId;
+      return { runId: claimed.runId, execution: undefined };
     }
     // Ours, or claimed by a coordinator that stopped before the run started: start it under the claimed id.
     try {
-      return await this.#launch(request, claimed.runId, claimed.runId === mine && explicit !== undefined);
+      return await this.#launch(request, claimed.runId, claimed.runId === mine && explicit !== undefined, observer);
     } catch (err) {
       await store.releaseRunRequest(requestId, claimed.runId).catch(() => {});
       throw err;
@@ -90,7 +112,7 @@ export class RunLauncher {
     return request.runId;
   }
 
-  async #launch(request: AnyRequest, runId: string, checkUnused: boolean): Promise<string> {
+  async #launch(request: AnyRequest, runId: string, checkUnused: boolean, observer: RunObserver | undefined): Promise<StartedRun> {
     const { engine, store, catalog, startTimeoutMs } = this.#options;
     const { workflow } = await catalog.resolve(resourceId(request.workflow, 'workflows', 'workflow'), typeof request.definitionHash === 'string' ? request.definitionHash : undefined);
     if (checkUnused && (this.#active.has(runId) || (await store.getRun(runId)) !== undefined)) {
@@ -117,6 +139,7 @@ export class RunLauncher {
     });
     const onEvent = (event: RunEvent): void => {
       if (event.type === 'run_started') onStarted(event.runId);
+      observer?.(event);
     };
     let execution: Promise<unknown>;
     try {
@@ -142,7 +165,7 @@ export class RunLauncher {
       timer = setTimeout(() => reject(new CoordinatorError(CoordinatorErrorCode.SHUTTING_DOWN, `the run did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
     });
     try {
-      return await Promise.race([started, timeout]);
+      return { runId: await Promise.race([started, timeout]), execution };
     } finally {
       clearTimeout(timer);
     }

@@ -175,6 +175,57 @@ describe('a slow consumer', () => {
     }
   });
 
+  it('ExecuteWorkflow streams the run it starts: after_seq skips, past the end is OUT_OF_RANGE, a request_id retry gives the same events, a paused client is cut off and resumes', async () => {
+    let open: (() => void) | undefined;
+    const gate = new Tool({ name: 'gate2', execute: () => new Promise((resolve) => (open = () => resolve({ open: true }))) });
+    const big = new Tool({ name: 'big2', execute: (args: { i: number }) => ({ i: args.i, blob: 'x'.repeat(16 * 1024) }) });
+    const echo = new Tool({ name: 'echo2', execute: (args: Record<string, unknown>) => ({ ...args }) });
+    const local = new WorkflowEngine({ tools: [gate, big, echo], store, logger: quietLogger() });
+    const coordinator = await createCoordinator({ engine: local, store, tools: [gate, big, echo], watchBufferEvents: 8, logger: quietLogger() });
+    const client = new WorkflowServiceClient(`127.0.0.1:${coordinator.port}`, credentials.createInsecure()) as AnyClient;
+    try {
+      await callUnary(client, 'createWorkflow', { document: 'id: three\nsteps:\n  - id: a\n    tool: echo2\n  - id: b\n    tool: echo2\n  - id: c\n    tool: echo2\n' });
+      const skipped = await collectStream(client, 'executeWorkflow', { run: { workflow: 'workflows/three' }, afterSeq: '2' });
+      expect(skipped.error).toBeUndefined();
+      expect(skipped.messages.map((m) => Number(m.seq))).toEqual([3, 4, 5, 6, 7, 8]);
+      const past = await collectStream(client, 'executeWorkflow', { run: { workflow: 'workflows/three' }, afterSeq: '99' });
+      expect(past.error?.code).toBe(status.OUT_OF_RANGE);
+      const first = await collectStream(client, 'executeWorkflow', { run: { workflow: 'workflows/three', requestId: 'exec-1' } });
+      const retried = await collectStream(client, 'executeWorkflow', { run: { workflow: 'workflows/three', requestId: 'exec-1' } });
+      expect(retried.messages.map((m) => [m.seq, m.run])).toEqual(first.messages.map((m) => [m.seq, m.run]));
+
+      const steps = 150;
+      const doc = `id: flood2\nsteps:\n  - id: g\n    tool: gate2\n${Array.from({ length: steps }, (_v, i) => `  - id: s${i}\n    tool: big2\n    args:\n      i: "${i}"\n`).join('')}`;
+      await callUnary(client, 'createWorkflow', { document: doc });
+      const received: Msg[] = [];
+      const ended = new Promise<ServiceError | undefined>((resolve) => {
+        const call = client.executeWorkflow!({ run: { workflow: 'workflows/flood2' } }) as NodeJS.EventEmitter & { pause(): void; resume(): void };
+        call.on('data', (m: Msg) => {
+          received.push(m);
+          if (received.length === 1) {
+            call.pause();
+            open!();
+            setTimeout(() => call.resume(), 500);
+          }
+        });
+        call.on('error', (e: ServiceError) => resolve(e));
+        call.on('end', () => resolve(undefined));
+      });
+      const error = await ended;
+      expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
+      const runName = String(received[0]!.run);
+      const lastSeq = Number(received.at(-1)!.seq);
+      const rest = await collectStream(client, 'watchRun', { name: runName, afterSeq: String(lastSeq) });
+      const seqs = [...received, ...rest.messages].map((m) => Number(m.seq));
+      expect(seqs).toEqual(seqs.map((_s, i) => i + 1));
+      expect(rest.messages.at(-1)).toMatchObject({ event: 'runFinished' });
+    } finally {
+      client.close();
+      await coordinator.close(500);
+      await local.close();
+    }
+  });
+
   it('rejects a watch buffer outside its range, naming it', async () => {
     await expect(createCoordinator({ engine, store, tools, watchBufferEvents: 0 })).rejects.toThrow(/watchBufferEvents must be an integer from 1 to 1000000, got 0/);
   });
