@@ -210,7 +210,7 @@ export class Run implements AttemptEnv {
       result = { ...result, status: 'cancelled', error: cancellationError(this.#root) };
     }
     // Its commit is awaited by whatever runs next; at the end of the run it shares the final commit.
-    this.#pendingAck = this.#finish(result, undefined, false);
+    this.#pendingAck = handled(this.#finish(result, undefined, false));
     return this.#afterTopLevel(def, result, step.ctx, decision);
   }
 
@@ -261,7 +261,7 @@ export class Run implements AttemptEnv {
     const scope: StepScope = { parent: undefined, prefix, cancellation: this.#root, deferFinish: true, metadata: { replaces: def.id } };
     await this.#pendingAck;
     const step = await this.executeStep(replacementDef, ctx, scope);
-    this.#pendingAck = this.#finish(step.result, undefined, step.replayed);
+    this.#pendingAck = handled(this.#finish(step.result, undefined, step.replayed));
     switch (step.result.status) {
       case 'completed':
       case 'skipped':
@@ -508,4 +508,14 @@ function tokensIn(history: readonly RunEvent[] | undefined, path?: string): numb
     }
   }
   return sawRecording ? recorded : fromResults;
+}
+
+/**
+ * A commit promise that may never be awaited (the run's last step shares the final commit, which is
+ * awaited on its own): marked handled so that a store failure is not an unhandled rejection, which
+ * would end the process. The failure still reaches the run through #journalFailure and the final commit.
+ */
+function handled(ack: Promise<void> | undefined): Promise<void> | undefined {
+  ack?.catch(() => {});
+  return ack;
 }
