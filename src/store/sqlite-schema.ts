@@ -57,6 +57,54 @@ export const migrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX run_requests_by_run ON run_requests (run_id);
   `,
+  // 3: the event log as a rowid table, so a step's commit writes fewer pages. In version 1's WITHOUT
+  // ROWID log every interior cell held a whole event, so the B-tree was deep and appends split 3-5 pages
+  // at a time. Now an event's rowid is (run number << 32) | seq: a run's events are one rowid range,
+  // appends go to the right-most leaf (SQLite then adds a page instead of rebalancing), and interior
+  // cells are just integers. The one-final-result-per-path guarantee moves to a small table of its own.
+  // `runs` gets an explicit INTEGER PRIMARY KEY for that number because VACUUM may renumber an implicit
+  // rowid. No AUTOINCREMENT (it would write sqlite_sequence at every run start): a number is reused only
+  // after its run was pruned, together with its events and results.
+  `
+  CREATE TABLE runs_v3 (
+    run_num         INTEGER PRIMARY KEY,
+    run_id          TEXT NOT NULL UNIQUE,
+    workflow_id     TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+  );
+  INSERT INTO runs_v3 (run_num, run_id, workflow_id, definition_hash, status, created_at, finished_at)
+    SELECT rowid, run_id, workflow_id, definition_hash, status, created_at, finished_at FROM runs ORDER BY rowid;
+  DROP TABLE runs;
+  ALTER TABLE runs_v3 RENAME TO runs;
+  -- No runs_by_finish any more: it was one more page at every run's finish; pruning finds finished runs
+  -- through runs_by_status (a run finishes after it was created).
+  CREATE INDEX runs_by_status ON runs (status, created_at);
+  CREATE INDEX runs_by_workflow ON runs (workflow_id, created_at);
+
+  -- id = (runs.run_num << 32) | seq; body = the event's JSON.
+  CREATE TABLE run_events (
+    id   INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+  );
+  -- One row per final step result (completed or skipped): the primary key makes a second one fail.
+  CREATE TABLE step_results (
+    run_num INTEGER NOT NULL,
+    path    TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (run_num, path)
+  ) WITHOUT ROWID;
+
+  INSERT INTO run_events (id, body)
+    SELECT (runs.run_num << 32) + CAST(substr(run_log.key, 2) AS INTEGER), run_log.body
+    FROM run_log JOIN runs ON runs.run_id = run_log.run_id WHERE run_log.key < 'f' ORDER BY 1;
+  INSERT INTO step_results (run_num, path, seq)
+    SELECT runs.run_num, substr(run_log.key, 3), CAST(run_log.body AS INTEGER)
+    FROM run_log JOIN runs ON runs.run_id = run_log.run_id WHERE run_log.key >= 'r/' ORDER BY 1, 2;
+  DROP TABLE run_log;
+  `,
 ];
 
 export const schemaVersion = migrations.length;

@@ -42,6 +42,7 @@ interface PendingAppend {
 }
 
 interface RunRow {
+  run_num: number;
   run_id: string;
   workflow_id: string;
   definition_hash: string;
@@ -51,11 +52,33 @@ interface RunRow {
   last_seq: number | null;
 }
 
+/**
+ * An event's rowid is (run number << 32) | seq (schema version 3), so a run's seqs must fit in 32 bits.
+ * Bitwise operators keep the arithmetic in SQLite's 64-bit integers (a JS number would lose precision).
+ */
+export const maxEventSeq = 0xffff_ffff;
+/** The high half of a signed 64-bit rowid: how many runs a file can number. */
+const maxRunNum = 0x7fff_ffff;
+const firstEventId = '(? << 32)';
+const lastEventId = '((? << 32) | 4294967295)';
+/** The last stored seq of the run in the `runs` row at hand (NULL when it has no events). */
+const lastSeqOfRun =
+  '(SELECT id & 4294967295 FROM run_events WHERE id BETWEEN (runs.run_num << 32) AND ((runs.run_num << 32) | 4294967295) ORDER BY id DESC LIMIT 1)';
 /** A run row with its last seq, which the log (not the row) holds. */
-const runColumns = "runs.*, (SELECT CAST(substr(MAX(key), 2) AS INTEGER) FROM run_log WHERE run_log.run_id = runs.run_id AND key < 'f') AS last_seq";
+const runColumns = `runs.*, ${lastSeqOfRun} AS last_seq`;
 
-/** Log keys: events sort by seq, result markers after them (see the schema). */
-const eventKey = (seq: number) => `e${String(seq).padStart(12, '0')}`;
+/** The statuses `isFinished` accepts, as an SQL list. */
+const finishedStatuses: readonly RunStatus[] = ['completed', 'failed', 'cancelled'];
+const sqlStatuses = finishedStatuses.map((status) => `'${status}'`).join(', ');
+
+/** Most event rows one INSERT statement stores. */
+const eventsPerInsert = 8;
+
+/** A run this process writes: its number (the high half of its events' ids) and last stored seq. */
+interface OpenRun {
+  readonly num: number;
+  last: number;
+}
 
 
 export class SqliteRunStore implements RunStore {
@@ -68,8 +91,8 @@ export class SqliteRunStore implements RunStore {
   #pending: PendingAppend[] = [];
   #pendingEvents = 0;
   #scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
-  /** Last stored seq of runs this process writes: checked before each batch so a gap is never stored. */
-  readonly #lastSeq = new Map<string, number>();
+  /** Runs this process writes, with their last stored seq: checked before each batch so a gap is never stored. */
+  readonly #open = new Map<string, OpenRun>();
   /** Runs whose events failed to store: later appends are refused until recovery reloads them. */
   readonly #broken = new Set<string>();
   #closed = false;
@@ -80,15 +103,27 @@ export class SqliteRunStore implements RunStore {
     this.#maxBatchEvents = options.maxBatchEvents ?? 2048;
     this.#maxDelayMs = options.maxDelayMs ?? 0;
     this.#statements = {
-      insertEvent: db.prepare('INSERT INTO run_log (run_id, key, body) VALUES (?, ?, ?)'),
-      insertResult: db.prepare("INSERT INTO run_log (run_id, key, body) VALUES (?, 'r/' || ?, ?)"),
+      /** insertEvents[n - 1] stores n events: one statement per few rows costs less than one per row. */
+      insertEvents: Array.from({ length: eventsPerInsert }, (_, i) =>
+        db.prepare(`INSERT INTO run_events (id, body) VALUES ${Array.from({ length: i + 1 }, () => '((? << 32) | ?, ?)').join(', ')}`),
+      ),
+      insertResult: db.prepare('INSERT INTO step_results (run_num, path, seq) VALUES (?, ?, ?)'),
       insertRun: db.prepare('INSERT INTO runs (run_id, workflow_id, definition_hash, status, created_at) VALUES (?, ?, ?, ?, ?)'),
-      finishRun: db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?'),
-      runExists: db.prepare('SELECT 1 FROM runs WHERE run_id = ?').pluck(),
-      lastSeq: db.prepare("SELECT CAST(substr(MAX(key), 2) AS INTEGER) FROM run_log WHERE run_id = ? AND key < 'f'").pluck(),
+      finishRun: db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_num = ?'),
+      openRun: db.prepare(`SELECT run_num, ${lastSeqOfRun} AS last_seq FROM runs WHERE run_id = ?`),
+      runNum: db.prepare('SELECT run_num FROM runs WHERE run_id = ?').pluck(),
       getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
-      readEvents: db.prepare("SELECT body FROM run_log WHERE run_id = ? AND key > ? AND key < 'f' ORDER BY key").pluck(),
-      unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, run_id`),
+      readEvents: db.prepare(`SELECT body FROM run_events WHERE id > (${firstEventId} | ?) AND id <= ${lastEventId} ORDER BY id`).pluck(),
+      deleteEvents: db.prepare(`DELETE FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId}`),
+      deleteResults: db.prepare('DELETE FROM step_results WHERE run_num = ?'),
+      deleteRequestsOf: db.prepare('DELETE FROM run_requests WHERE run_id = ?'),
+      deleteRun: db.prepare('DELETE FROM runs WHERE run_num = ?'),
+      // Through runs_by_status: a run finishes after it starts, so created_at bounds the range to read. (A
+      // run whose clock went backwards between the two is pruned by a later call.)
+      finishedBefore: db.prepare(
+        `SELECT run_num, run_id FROM runs WHERE status IN (${sqlStatuses}) AND created_at < ? AND finished_at < ?`,
+      ),
+      unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN (${sqlStatuses}) ORDER BY created_at, run_id`),
       putDefinition: db.prepare('INSERT OR IGNORE INTO definitions (workflow_id, hash, document, kind, created_at) VALUES (?, ?, ?, ?, ?)'),
       publishWorkflow: db.prepare(
         'INSERT INTO published_workflows (workflow_id, definition_hash, published_at) SELECT workflow_id, hash, ? FROM definitions WHERE workflow_id = ? AND hash = ? ' +
@@ -203,7 +238,10 @@ export class SqliteRunStore implements RunStore {
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<RunEvent[]> {
-    return (this.#statements.readEvents.all(runId, eventKey(afterSeq)) as string[]).map((body) => JSON.parse(body) as RunEvent);
+    const num = this.#statements.runNum.get(runId) as number | undefined;
+    if (num === undefined) return [];
+    const after = afterSeq >= maxEventSeq ? maxEventSeq : afterSeq > 0 ? Math.floor(afterSeq) : 0;
+    return (this.#statements.readEvents.all(num, after, num) as string[]).map((body) => JSON.parse(body) as RunEvent);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -237,10 +275,16 @@ export class SqliteRunStore implements RunStore {
   async pruneFinished(finishedBefore: number): Promise<number> {
     return this.#run('prune finished runs', () =>
       this.#db.transaction(() => {
-        const doomed = 'SELECT run_id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?';
-        this.#db.prepare(`DELETE FROM run_log WHERE run_id IN (${doomed})`).run(finishedBefore);
-        this.#db.prepare(`DELETE FROM run_requests WHERE run_id IN (${doomed})`).run(finishedBefore);
-        return this.#db.prepare('DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?').run(finishedBefore).changes;
+        const s = this.#statements;
+        const doomed = s.finishedBefore.all(finishedBefore, finishedBefore) as { run_num: number; run_id: string }[];
+        // A run's events are one id range: deleting range by range uses the primary key, a subquery would scan.
+        for (const { run_num: num, run_id: runId } of doomed) {
+          s.deleteEvents.run(num, num);
+          s.deleteResults.run(num);
+          s.deleteRequestsOf.run(runId);
+          s.deleteRun.run(num);
+        }
+        return doomed.length;
       })(),
     );
   }
@@ -280,7 +324,7 @@ export class SqliteRunStore implements RunStore {
       for (const pending of batch) {
         const runId = pending.events[0]!.runId;
         this.#broken.add(runId);
-        this.#lastSeq.delete(runId);
+        this.#open.delete(runId);
         pending.reject(error);
       }
       return;
@@ -291,34 +335,50 @@ export class SqliteRunStore implements RunStore {
   /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
   #write(batch: readonly PendingAppend[]): void {
     const s = this.#statements;
-    const seqs = new Map<string, number>();
+    // Copies, so that a rolled-back batch leaves #open as it was.
+    const touched = new Map<string, OpenRun>();
     const finished = new Set<string>();
+    // (run number, seq, body) triples, stored after the loop a few rows per statement.
+    const rows: (number | string)[] = [];
     for (const { events } of batch) {
       for (const event of events) {
         const runId = event.runId;
-        let last = seqs.get(runId) ?? this.#lastSeq.get(runId);
+        let run = touched.get(runId);
         if (event.type === 'run_started') {
-          s.insertRun.run(runId, event.workflowId, event.definitionHash, 'running', event.at);
-          last = 0;
-        } else if (last === undefined) {
-          if (s.runExists.get(runId) === undefined) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `event seq ${event.seq} for unknown run ${runId}`);
-          last = (s.lastSeq.get(runId) as number | null) ?? 0;
+          const num = Number(s.insertRun.run(runId, event.workflowId, event.definitionHash, 'running', event.at).lastInsertRowid);
+          if (num > maxRunNum) throw new StoreError(StoreErrorCode.STORE_FULL, `${this.location}: run numbers are used up (limit ${maxRunNum}); start a new database file`);
+          run = { num, last: 0 };
+          touched.set(runId, run);
+        } else if (run === undefined) {
+          const known = this.#open.get(runId);
+          if (known !== undefined) run = { ...known };
+          else {
+            const row = s.openRun.get(runId) as { run_num: number; last_seq: number | null } | undefined;
+            if (row === undefined) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `event seq ${event.seq} for unknown run ${runId}`);
+            run = { num: row.run_num, last: row.last_seq ?? 0 };
+          }
+          touched.set(runId, run);
         }
-        if (event.seq !== last + 1) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId}: event seq ${event.seq} after ${last}`);
-        s.insertEvent.run(runId, eventKey(event.seq), JSON.stringify(event));
+        if (event.seq !== run.last + 1) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId}: event seq ${event.seq} after ${run.last}`);
+        if (event.seq > maxEventSeq) throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId}: event seq ${event.seq} is over the limit of ${maxEventSeq} events per run`);
+        rows.push(run.num, event.seq, JSON.stringify(event));
         const path = finalResultPath(event);
-        if (path !== undefined) s.insertResult.run(runId, path, String(event.seq));
+        if (path !== undefined) s.insertResult.run(run.num, path, event.seq);
         const status = runStatusAfter('running', event);
         if (isFinished(status)) {
-          s.finishRun.run(status, event.at, runId);
+          s.finishRun.run(status, event.at, run.num);
           finished.add(runId);
         }
-        seqs.set(runId, event.seq);
+        run.last = event.seq;
       }
     }
-    for (const [runId, seq] of seqs) {
-      if (finished.has(runId)) this.#lastSeq.delete(runId);
-      else this.#lastSeq.set(runId, seq);
+    for (let at = 0; at < rows.length; at += 3 * eventsPerInsert) {
+      const chunk = rows.slice(at, at + 3 * eventsPerInsert);
+      s.insertEvents[chunk.length / 3 - 1]!.run(chunk);
+    }
+    for (const [runId, run] of touched) {
+      if (finished.has(runId)) this.#open.delete(runId);
+      else this.#open.set(runId, run);
     }
   }
 

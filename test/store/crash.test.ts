@@ -94,12 +94,21 @@ describe('crash recovery (SIGKILL at random points)', () => {
       const statuses = store.prepare('SELECT status, count(*) AS n FROM runs GROUP BY status').all();
       expect(statuses).toEqual([{ status: 'completed', n: RUNS }]);
       // Exactly one recorded result per step path.
-      expect(store.prepare("SELECT count(*) FROM run_log WHERE key >= 'r/'").pluck().get()).toBe(RUNS * STEPS);
-      const perRun = store.prepare("SELECT count(DISTINCT key) FROM run_log WHERE key >= 'r/' GROUP BY run_id").pluck().all() as number[];
+      expect(store.prepare('SELECT count(*) FROM step_results').pluck().get()).toBe(RUNS * STEPS);
+      const perRun = store.prepare('SELECT count(DISTINCT path) FROM step_results GROUP BY run_num').pluck().all() as number[];
       expect(new Set(perRun)).toEqual(new Set([STEPS]));
+      // Each result row points at a stored completion of its path.
+      const pointing =
+        'SELECT count(*) FROM step_results JOIN run_events ON run_events.id = (step_results.run_num << 32) | step_results.seq ' +
+        "WHERE json_extract(run_events.body, '$.type') = 'step_completed' AND json_extract(run_events.body, '$.path') = step_results.path";
+      expect(store.prepare(pointing).pluck().get()).toBe(RUNS * STEPS);
+      // Every run's seqs are contiguous from 1.
+      const seqs = store.prepare('SELECT count(*) AS n, min(id & 4294967295) AS first, max(id & 4294967295) AS last FROM run_events GROUP BY id >> 32').all() as { n: number; first: number; last: number }[];
+      expect(seqs).toHaveLength(RUNS);
+      for (const run of seqs) expect(run).toEqual({ n: run.last, first: 1, last: run.n });
 
       const committed = new Map<string, number>();
-      const bodies = store.prepare("SELECT body FROM run_log WHERE key < 'f' AND body LIKE '%\"type\":\"step_completed\"%'").pluck().all() as string[];
+      const bodies = store.prepare('SELECT body FROM run_events WHERE body LIKE \'%"type":"step_completed"%\'').pluck().all() as string[];
       for (const body of bodies) {
         const event = JSON.parse(body) as RunEvent & { type: 'step_completed'; path: string; result: { output: unknown; attempts: number } };
         const step = Number(event.path.slice(1));

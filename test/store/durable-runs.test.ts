@@ -72,7 +72,7 @@ describe('durable runs', () => {
     expect(events[0]).toMatchObject({ input: { workflowId: 'order-1', initialData: { order: 7 }, userContext: { tenant: 't1' } } });
     await store.close();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare("SELECT substr(key, 3) FROM run_log WHERE run_id = ? AND key >= 'r/' ORDER BY key").pluck().all('r1')).toEqual(['a', 'b']);
+    expect(db.prepare('SELECT path FROM step_results JOIN runs USING (run_num) WHERE run_id = ? ORDER BY path').pluck().all('r1')).toEqual(['a', 'b']);
     const run = db.prepare('SELECT * FROM runs WHERE run_id = ?').get('r1') as { status: string; definition_hash: string };
     expect(run.status).toBe('completed');
     expect(db.prepare('SELECT count(*) FROM definitions WHERE hash = ?').pluck().get(run.definition_hash)).toBe(1);

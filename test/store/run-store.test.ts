@@ -148,7 +148,7 @@ describe('SqliteRunStore', () => {
     expect(await reopened.readEvents('g49')).toHaveLength(2);
     await reopened.close();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare("SELECT count(*) FROM run_log WHERE key >= 'r/'").pluck().get()).toBe(50);
+    expect(db.prepare('SELECT count(*) FROM step_results').pluck().get()).toBe(50);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -184,6 +184,52 @@ describe('SqliteRunStore', () => {
     await store.close();
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(schemaVersion);
+    check.close();
+  });
+
+  it('migrates a version-2 file to the rowid event log, keeping events, seqs and the one-result-per-path rule', async () => {
+    const path = join(tempDir(), 'v2.db');
+    const db = new Database(path);
+    db.exec(migrations[0]!);
+    db.exec(migrations[1]!);
+    db.pragma('user_version = 2');
+    const insertRun = db.prepare('INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)');
+    const insertLog = db.prepare('INSERT INTO run_log VALUES (?, ?, ?)');
+    const key = (seq: number) => `e${String(seq).padStart(12, '0')}`;
+    insertRun.run('done', 'wf', 'h1', 'completed', 1, 4);
+    insertRun.run('live', 'wf', 'h1', 'running', 2, null);
+    for (const event of [started('done'), stepDone('done', 2, 'a'), runDone('done', 3)]) insertLog.run(event.runId, key(event.seq), JSON.stringify(event));
+    insertLog.run('done', 'r/a', '2');
+    const live = [started('live', 2), stepStarted('live', 2, 'a'), stepDone('live', 3, 'a'), stepStarted('live', 4, 'b')];
+    for (const event of live) insertLog.run(event.runId, key(event.seq), JSON.stringify(event));
+    insertLog.run('live', 'r/a', '3');
+    db.close();
+
+    const store = SqliteRunStore.open({ path });
+    expect(await store.readEvents('live')).toEqual(live);
+    expect(await store.readEvents('live', 2)).toEqual(live.slice(2));
+    expect(await store.readEvents('done')).toEqual([started('done'), stepDone('done', 2, 'a'), runDone('done', 3)]);
+    expect((await store.unfinishedRuns()).map((r) => [r.runId, r.lastSeq])).toEqual([['live', 4]]);
+    expect(await store.getRun('done')).toMatchObject({ status: 'completed', finishedAt: 4, lastSeq: 3 });
+    // The migrated marker still makes the database refuse a second result for step a.
+    await expect(store.append([stepDone('live', 5, 'a')])).rejects.toMatchObject({ code: 'STORE_CONFLICT' });
+    await store.close();
+
+    const reopened = SqliteRunStore.open({ path });
+    await expect(reopened.append([stepDone('live', 6, 'b')])).rejects.toMatchObject({ code: 'STORE_CONFLICT' }); // seq 5 is missing
+    await reopened.close();
+    const again = SqliteRunStore.open({ path });
+    await again.append([stepDone('live', 5, 'b'), runDone('live', 6)]);
+    expect((await again.readEvents('live')).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await again.getRun('live')).toMatchObject({ status: 'completed', lastSeq: 6 });
+    expect(await again.pruneFinished(10)).toBe(2);
+    await again.close();
+
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(schemaVersion);
+    expect(check.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'run_log'").pluck().get()).toBe(0);
+    expect(check.prepare('SELECT count(*) FROM run_events').pluck().get()).toBe(0);
+    expect(check.prepare('SELECT count(*) FROM step_results').pluck().get()).toBe(0);
     check.close();
   });
 
