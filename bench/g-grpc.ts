@@ -38,10 +38,17 @@ class ClientThread {
 
   run(job: ClientJob): Promise<ClientReport> {
     return new Promise((resolve, reject) => {
-      this.#worker.once('message', (answer: { ok: true; report: ClientReport } | { ok: false; error: string }) =>
-        answer.ok ? resolve(answer.report) : reject(new Error(`client thread: ${answer.error}`)),
-      );
-      this.#worker.once('error', reject);
+      const failed = (err: Error) => {
+        this.#worker.off('message', answered);
+        reject(err);
+      };
+      const answered = (answer: { ok: true; report: ClientReport } | { ok: false; error: string }) => {
+        this.#worker.off('error', failed);
+        if (answer.ok) resolve(answer.report);
+        else reject(new Error(`client thread: ${answer.error}`));
+      };
+      this.#worker.once('message', answered);
+      this.#worker.once('error', failed);
       this.#worker.postMessage(job);
     });
   }
