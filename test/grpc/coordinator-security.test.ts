@@ -130,6 +130,27 @@ describe('exposure and limits', () => {
   });
 });
 
+/**
+ * A slow consumer: reads the first event of a stream, then stops reading for half a second while
+ * `flood()` makes the run produce many large events; answers what arrived and how the stream ended.
+ */
+function readThenPause(client: AnyClient, method: string, request: Msg, flood: () => void): Promise<{ received: Msg[]; error: ServiceError | undefined }> {
+  return new Promise((resolve) => {
+    const received: Msg[] = [];
+    const call = client[method]!(request) as NodeJS.EventEmitter & { pause(): void; resume(): void };
+    call.on('data', (m: Msg) => {
+      received.push(m);
+      if (received.length === 1) {
+        call.pause();
+        flood();
+        setTimeout(() => call.resume(), 500);
+      }
+    });
+    call.on('error', (error: ServiceError) => resolve({ received, error }));
+    call.on('end', () => resolve({ received, error: undefined }));
+  });
+}
+
 describe('a slow consumer', () => {
   it('past its buffer, the stream ends RESOURCE_EXHAUSTED; resuming from the last seq gives the rest, no gap, no duplicate', async () => {
     let open: (() => void) | undefined;
@@ -143,22 +164,7 @@ describe('a slow consumer', () => {
       const doc = `id: flood\nsteps:\n  - id: g\n    tool: gate\n${Array.from({ length: steps }, (_v, i) => `  - id: s${i}\n    tool: big\n    args:\n      i: "${i}"\n`).join('')}`;
       await callUnary(client, 'createWorkflow', { document: doc });
       const run = await callUnary(client, 'startRun', { workflow: 'workflows/flood' });
-      const first: Msg[] = [];
-      const ended = new Promise<ServiceError | undefined>((resolve) => {
-        const call = client.watchRun!({ name: run.name }) as NodeJS.EventEmitter & { pause(): void; resume(): void };
-        call.on('data', (m: Msg) => {
-          first.push(m);
-          // Read the first event, then stop reading while the run floods the stream.
-          if (first.length === 1) {
-            call.pause();
-            open!();
-            setTimeout(() => call.resume(), 500);
-          }
-        });
-        call.on('error', (e: ServiceError) => resolve(e));
-        call.on('end', () => resolve(undefined));
-      });
-      const error = await ended;
+      const { received: first, error } = await readThenPause(client, 'watchRun', { name: run.name }, () => open!());
       expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(richStatusOf(error!).errorInfo).toEqual({ reason: 'WATCH_TOO_SLOW', metadata: { retryable: 'true' } });
       const lastSeq = Number(first.at(-1)!.seq);
@@ -197,21 +203,7 @@ describe('a slow consumer', () => {
       const steps = 150;
       const doc = `id: flood2\nsteps:\n  - id: g\n    tool: gate2\n${Array.from({ length: steps }, (_v, i) => `  - id: s${i}\n    tool: big2\n    args:\n      i: "${i}"\n`).join('')}`;
       await callUnary(client, 'createWorkflow', { document: doc });
-      const received: Msg[] = [];
-      const ended = new Promise<ServiceError | undefined>((resolve) => {
-        const call = client.executeWorkflow!({ run: { workflow: 'workflows/flood2' } }) as NodeJS.EventEmitter & { pause(): void; resume(): void };
-        call.on('data', (m: Msg) => {
-          received.push(m);
-          if (received.length === 1) {
-            call.pause();
-            open!();
-            setTimeout(() => call.resume(), 500);
-          }
-        });
-        call.on('error', (e: ServiceError) => resolve(e));
-        call.on('end', () => resolve(undefined));
-      });
-      const error = await ended;
+      const { received, error } = await readThenPause(client, 'executeWorkflow', { run: { workflow: 'workflows/flood2' } }, () => open!());
       expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
       const runName = String(received[0]!.run);
       const lastSeq = Number(received.at(-1)!.seq);
