@@ -4,7 +4,7 @@
  * path, attempt and model call, and calls no model. Asking for a response that was never recorded (the
  * workflow changed, or took another path) fails the step loudly with MODEL_RESPONSE_NOT_RECORDED.
  */
-import { ErrorCode } from '../errors.ts';
+import { ErrorCode, type StepError } from '../errors.ts';
 import type { ModelRespondedEvent, RunEvent } from '../engine/events.ts';
 import { ModelError, type ModelProvider, type ModelRequest, type ModelResponse } from './model-provider.ts';
 
@@ -15,17 +15,24 @@ function key(path: string, attempt: number, turn: number): string {
 export class ReplayModelProvider implements ModelProvider {
   readonly source: string;
   readonly #recorded: ReadonlyMap<string, ModelRespondedEvent>;
+  /** The recorded run's attempts that failed and were retried, by `path#attempt`: a model call they never got answered failed. */
+  readonly #failedAttempts: ReadonlyMap<string, StepError>;
 
-  private constructor(source: string, recorded: ReadonlyMap<string, ModelRespondedEvent>) {
+  private constructor(source: string, recorded: ReadonlyMap<string, ModelRespondedEvent>, failedAttempts: ReadonlyMap<string, StepError>) {
     this.source = source;
     this.#recorded = recorded;
+    this.#failedAttempts = failedAttempts;
   }
 
-  /** From a run's events (only its `model_responded` ones are read); `source` names the recording in errors. */
+  /** From a run's events (its `model_responded` and `step_retrying` ones); `source` names the recording in errors. */
   static fromEvents(events: readonly RunEvent[], source: string): ReplayModelProvider {
     const recorded = new Map<string, ModelRespondedEvent>();
-    for (const event of events) if (event.type === 'model_responded') recorded.set(key(event.path, event.attempt, event.turn), event);
-    return new ReplayModelProvider(source, recorded);
+    const failedAttempts = new Map<string, StepError>();
+    for (const event of events) {
+      if (event.type === 'model_responded') recorded.set(key(event.path, event.attempt, event.turn), event);
+      else if (event.type === 'step_retrying') failedAttempts.set(`${event.path}#${event.attempt}`, event.error);
+    }
+    return new ReplayModelProvider(source, recorded, failedAttempts);
   }
 
   /** How many responses the recording holds. */
@@ -41,6 +48,14 @@ export class ReplayModelProvider implements ModelProvider {
     const recorded = this.#recorded.get(key(call.path, call.attempt, call.turn));
     const where = `step ${call.path} attempt ${call.attempt} model call ${call.turn}`;
     if (recorded === undefined) {
+      // The recorded attempt failed here (a transient model error, a timeout) and was retried: fail the same way.
+      const failed = this.#failedAttempts.get(`${call.path}#${call.attempt}`);
+      if (failed !== undefined) {
+        throw new ModelError(failed.code as ErrorCode, `${this.source} at ${where}: ${failed.message}`, {
+          retryable: failed.retryable,
+          details: { ...failed.details, path: call.path, attempt: call.attempt, turn: call.turn },
+        });
+      }
       throw new ModelError(ErrorCode.MODEL_RESPONSE_NOT_RECORDED, `${this.source} recorded no model response for ${where} (the workflow asked for one the recorded run never made)`, {
         retryable: false,
         details: { path: call.path, attempt: call.attempt, turn: call.turn },

@@ -84,7 +84,9 @@ async function follow(conn: Connection, first: { method: string; request: Msg },
     } catch (err) {
       // Before the first event of ExecuteWorkflow, the run's name is unknown: retry the call itself,
       // which its request_id makes idempotent.
-      if (!isServiceError(err) || !RESUMABLE.has(err.code) || final !== undefined) throw err;
+      // The terminal event was printed: nothing is left to resume, whatever ended the stream after it.
+      if (final !== undefined && isServiceError(err)) return final;
+      if (!isServiceError(err) || !RESUMABLE.has(err.code)) throw err;
       failures += 1;
       if (failures > (options.maxReconnects ?? 8)) throw err;
       const delay = Math.min(options.retryMaxMs ?? 5000, (options.retryBaseMs ?? 250) * 2 ** (failures - 1));

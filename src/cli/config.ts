@@ -26,7 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { Agent } from '../agents/agent.ts';
-import { OpenAIModelProvider } from '../agents/openai-provider.ts';
+import { OPENAI_PROVIDER_ENV, OpenAIModelProvider } from '../agents/openai-provider.ts';
 import { Tool, type JsonSchema } from '../tools/tool.ts';
 import { UsageError } from './io.ts';
 
@@ -199,7 +199,12 @@ function build(
       const provider =
         entry.baseURL === undefined
           ? undefined
-          : new OpenAIModelProvider({ baseURL: entry.baseURL, apiKey: entry.apiKeyEnv === undefined ? 'unused' : env[entry.apiKeyEnv]!, env: {} });
+          : new OpenAIModelProvider({
+              baseURL: entry.baseURL,
+              apiKey: entry.apiKeyEnv === undefined ? 'unused' : env[entry.apiKeyEnv]!,
+              // Only the default model comes from the environment: the endpoint and key are the agent's own.
+              env: { [OPENAI_PROVIDER_ENV.model]: env[OPENAI_PROVIDER_ENV.model] },
+            });
       agents.push(
         new Agent({
           ...(provider === undefined ? {} : { modelProvider: provider }),

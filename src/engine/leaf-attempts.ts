@@ -67,6 +67,9 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   const toolCtx = a.ctx.withUserContext(context.value);
   const { path, attempt, env } = a;
   const deltas = new OutputDeltas((agent, turn, text) => env.emitStepEvent({ type: 'step_output_delta', path, attempt, turn, agent, text }));
+  /** The agent's tool calls still running: a cancelled attempt waits for them, so that their results precede the step's. */
+  const toolCallsRunning = new Set<Promise<unknown>>();
+  let ended = false;
   const agentRun = runAgent({
     agent: a.def.agent as Agent,
     input: message,
@@ -102,7 +105,15 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
         tool,
         args: { kind: 'static', value: args },
       };
-      const call = await a.env.executeStep(def, toolCtx, { parent: a.path, prefix: a.path, cancellation: a.cancellation });
+      if (ended) return { kind: 'error', error: cancellationError(a.cancellation) };
+      const running = a.env.executeStep(def, toolCtx, { parent: a.path, prefix: a.path, cancellation: a.cancellation });
+      toolCallsRunning.add(running);
+      let call: Awaited<typeof running>;
+      try {
+        call = await running;
+      } finally {
+        toolCallsRunning.delete(running);
+      }
       const { status, output, error } = call.result;
       return status === 'completed' ? { kind: 'ok', output, outputJson: undefined } : { kind: 'error', error: error ?? cancellationError(a.cancellation) };
     },
@@ -113,8 +124,13 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   } finally {
     // Nothing streamed after this point may follow the step's result.
     deltas.close();
+    ended = true;
   }
-  if ('aborted' in outcome) return { status: 'error', error: cancellationError(a.cancellation) };
+  if ('aborted' in outcome) {
+    // Tool calls end at the cancellation by themselves (inline tools are raced, pool threads terminated).
+    await Promise.allSettled(toolCallsRunning);
+    return { status: 'error', error: cancellationError(a.cancellation) };
+  }
   const metadata = { usage: outcome.usage, agent: outcome.agentName, ...(outcome.handoffs.length === 0 ? {} : { handoffs: outcome.handoffs }) };
   if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };
   const encoded = encodeOutput(outcome.output, a.env.maxOutputBytes);

@@ -242,8 +242,12 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
         }
         const terminal = isTerminalEvent(event);
         if (event.seq <= afterSeq) {
-          if (terminal) {
+          // As WatchRun: after_seq at the last event ends the stream at once, past it is OUT_OF_RANGE.
+          if (terminal && event.seq < afterSeq) {
             finish(new CoordinatorError(CoordinatorErrorCode.AFTER_SEQ_OUT_OF_RANGE, `run ${event.runId} finished at seq ${event.seq}; after_seq ${afterSeq} is past it`));
+          } else if (terminal) {
+            call.end();
+            finish();
           }
           return;
         }

@@ -47,6 +47,8 @@ export class RunLauncher {
   readonly #active = new Map<string, AbortController>();
   /** Starts in flight by request_id: a concurrent duplicate joins the first instead of racing it. */
   readonly #starting = new Map<string, { readonly fingerprint: string; readonly runId: Promise<string> }>();
+  /** The createdAt of the last request_id claimed here: each claim gets its own, so a claim can tell whether it stored the record. */
+  #lastClaimAt = 0;
 
   constructor(options: LauncherOptions) {
     this.#options = options;
@@ -90,16 +92,21 @@ export class RunLauncher {
     const { store } = this.#options;
     const explicit = this.#explicitRunId(request);
     const mine = explicit ?? newRunId();
-    const claimed = await store.claimRunRequest({ requestId, fingerprint, runId: mine, createdAt: Date.now() });
+    this.#lastClaimAt = Math.max(Date.now(), this.#lastClaimAt + 1);
+    const createdAt = this.#lastClaimAt;
+    const claimed = await store.claimRunRequest({ requestId, fingerprint, runId: mine, createdAt });
     if (claimed.fingerprint !== fingerprint) throw reused(requestId);
-    if (claimed.runId !== mine && (this.#active.has(claimed.runId) || (await store.getRun(claimed.runId)) !== undefined)) {
+    // With a client-chosen run_id an earlier claim names the same run id: its createdAt tells it apart.
+    const earlier = claimed.runId !== mine || claimed.createdAt !== createdAt;
+    if (earlier && (this.#active.has(claimed.runId) || (await store.getRun(claimed.runId)) !== undefined)) {
       return { runId: claimed.runId, execution: undefined };
     }
     // Ours, or claimed by a coordinator that stopped before the run started: start it under the claimed id.
     try {
-      return await this.#launch(request, claimed.runId, claimed.runId === mine && explicit !== undefined, observer);
+      return await this.#launch(request, claimed.runId, !earlier && explicit !== undefined, observer);
     } catch (err) {
-      await store.releaseRunRequest(requestId, claimed.runId).catch(() => {});
+      // A start that timed out goes on (and may yet start): the request_id keeps naming its run.
+      if (!(err instanceof StartTimeoutError)) await store.releaseRunRequest(requestId, claimed.runId).catch(() => {});
       throw err;
     }
   }
@@ -128,6 +135,10 @@ export class RunLauncher {
     const replayFrom = modelOptions.replayModelResponsesFrom;
     if (replayFrom !== undefined && (await store.getRun(replayFrom)) === undefined) {
       throw new CoordinatorError(CoordinatorErrorCode.RUN_NOT_FOUND, `replay_model_responses_from: run ${replayFrom} does not exist`, 'replay_model_responses_from');
+    }
+    // Checked again after the awaits above: a concurrent start of the same run_id may have launched it meanwhile.
+    if (checkUnused && this.#active.has(runId)) {
+      throw new CoordinatorError(CoordinatorErrorCode.RUN_ALREADY_EXISTS, `run ${runId} already exists`, 'run_id');
     }
     const controller = new AbortController();
     this.#active.set(runId, controller);
@@ -162,7 +173,7 @@ export class RunLauncher {
       .catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new CoordinatorError(CoordinatorErrorCode.SHUTTING_DOWN, `the run did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
+      timer = setTimeout(() => reject(new StartTimeoutError(CoordinatorErrorCode.SHUTTING_DOWN, `the run did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
     });
     try {
       return { runId: await Promise.race([started, timeout]), execution };
@@ -185,6 +196,9 @@ function modelOptionsOf(request: AnyRequest): { tokenBudget?: number; recordMode
     ...(replay === undefined ? {} : { replayModelResponsesFrom: resourceId(replay, 'runs', 'replay_model_responses_from') }),
   };
 }
+
+/** The run was launched but its run_started was not stored in time; it keeps going. */
+class StartTimeoutError extends CoordinatorError {}
 
 function reused(requestId: string): CoordinatorError {
   return new CoordinatorError(CoordinatorErrorCode.REQUEST_ID_REUSED, `request_id ${requestId} was used with a different request`, 'request_id');
