@@ -162,7 +162,13 @@ export async function run(conn: Connection, file: string, options: RunOptions, i
 export async function watch(conn: Connection, runId: string, afterSeq: number | undefined, io: CliIO, options: FollowOptions = {}): Promise<number> {
   const request: Msg = { name: runName(runId) };
   if (afterSeq !== undefined) request.afterSeq = String(afterSeq);
-  const final = await follow(conn, { method: 'watchRun', request }, io, options);
+  let final = await follow(conn, { method: 'watchRun', request }, io, options);
+  if (final === undefined && afterSeq !== undefined) {
+    // Watching after a finished run's last event streams nothing: its status comes from GetRun.
+    const found = await conn.unary('getRun', { name: runName(runId) });
+    const status = runStatus(found.status);
+    if (status === 'completed' || status === 'failed' || status === 'cancelled') final = status;
+  }
   return exitFor(final, io, options);
 }
 

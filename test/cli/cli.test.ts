@@ -167,6 +167,11 @@ describe('jafw', () => {
     expect(watched.out).toContain('Final status: completed');
     const after = await cli('watch', runId!, '--after-seq', '2');
     expect(after.out).not.toContain('#1 ');
+    // After the last event nothing streams; the status still comes back (exit 0).
+    const lastSeq = /#(\d+) run \S+ completed/.exec(watched.out)![1]!;
+    const atEnd = await cli('watch', runId!, '--after-seq', lastSeq);
+    expect(atEnd.code).toBe(0);
+    expect(atEnd.out).toContain('Final status: completed');
     const missing = await cli('get', 'no-such-run');
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/NOT_FOUND|INVALID_ARGUMENT/);
