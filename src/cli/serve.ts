@@ -6,7 +6,8 @@ import { WorkflowEngine } from '../engine/engine.ts';
 import { createCoordinator, type Coordinator } from '../grpc/coordinator.ts';
 import { checkExposure, type TlsOptions } from '../grpc/server-config.ts';
 import { startMetricsServer, type MetricsServer } from '../observability/metrics-server.ts';
-import { withModelMetrics, WorkflowMetrics } from '../observability/metrics.ts';
+import { WorkflowMetrics } from '../observability/metrics.ts';
+import { withModelMetrics } from '../observability/model-metrics.ts';
 import { pino } from 'pino';
 import { basePinoOptions, logLevelFromEnv, WorkflowLogger } from '../observability/workflow-logger.ts';
 import { SqliteRunStore } from '../store/sqlite-store.ts';
@@ -55,9 +56,13 @@ export function checkServeOptions(options: ServeOptions): void {
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`${flag} must be 0..65535 (got ${port})`);
   }
   try {
-    checkExposure(options.host, { token: options.token !== undefined && options.token !== '', tls: options.tls !== undefined, allowInsecureRemote: options.insecure === true });
+    checkExposure(
+      options.host,
+      { token: options.token !== undefined && options.token !== '', tls: options.tls !== undefined, allowInsecureRemote: options.insecure === true },
+      { secure: 'Pass --token (or JAFW_TOKEN) or --tls-cert/--tls-key', optOut: '--insecure' },
+    );
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.replace('allowInsecureRemote (jafw serve --insecure)', '--insecure')} Pass --token (or JAFW_TOKEN) or --tls-cert/--tls-key.`);
+    throw new UsageError((err as Error).message);
   }
 }
 

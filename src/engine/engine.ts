@@ -133,8 +133,14 @@ export class WorkflowEngine {
    * among the registered ones. Register every version that may still have unfinished runs.
    */
   register(workflow: WorkflowSource): { readonly workflowId: string; readonly definitionHash: string } {
+    const version = this.validate(workflow);
+    this.#registered.set(`${version.workflowId}@${version.definitionHash}`, workflow);
+    return version;
+  }
+
+  /** Compiles a workflow against this engine's tools and agents (throws WorkflowDefinitionError), keeping nothing. */
+  validate(workflow: WorkflowSource): { readonly workflowId: string; readonly definitionHash: string } {
     const compiled = this.#compiler.compile(workflow, this.#registry);
-    this.#registered.set(`${compiled.id}@${compiled.definitionHash}`, workflow);
     return { workflowId: compiled.id, definitionHash: compiled.definitionHash };
   }
 

@@ -8,7 +8,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
-import { BudgetGate, type TokenBudget } from '../agents/budget.ts';
+import type { BudgetGate } from '../agents/budget.ts';
+import { RunBudgets } from './run-budgets.ts';
 import type { WorkflowContext } from '../context.ts';
 import { compileReplacement, joinPath, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import type { ErrorDecision, StepDefinition } from '../definition/types.ts';
@@ -77,9 +78,7 @@ export class Run implements AttemptEnv {
   readonly maxOutputBytes: number;
   readonly recordModelResponses: boolean;
   readonly #deps: RunDeps;
-  readonly #runBudget: TokenBudget | undefined;
-  /** Each agent step's tokens over all its attempts, by path (only for steps with a budget). */
-  readonly #stepBudgets = new Map<string, TokenBudget>();
+  readonly #budgets: RunBudgets;
   readonly #root: LinkedCancellation;
   /** Decided once per run: building log arguments for every step is measurable at thousands of steps/s. */
   readonly #logSteps: boolean;
@@ -103,7 +102,7 @@ export class Run implements AttemptEnv {
     const started = deps.history?.[0];
     this.recordModelResponses = started?.type === 'run_started' ? started.recordModelResponses === true : (deps.recordModelResponses ?? false);
     const runLimit = started?.type === 'run_started' ? started.tokenBudget : deps.tokenBudget;
-    this.#runBudget = runLimit === undefined ? undefined : { scope: 'run', limit: runLimit, used: tokensIn(deps.history) };
+    this.#budgets = new RunBudgets(runLimit, deps.history);
     this.#seq = this.projection.lastSeq;
     // The caller's signal cancels the whole run.
     this.#root = Cancellation.fromSignal(deps.signal, () => stepError(ErrorCode.CANCELLED, 'run cancelled'));
@@ -129,7 +128,7 @@ export class Run implements AttemptEnv {
           definitionHash: workflow.definitionHash,
           totalSteps: workflow.steps.length,
           input: { workflowId: initial.workflowId, userContext: initial.userContext, initialData: initial.initialData, variables: initial.variables, metadata: initial.metadata },
-          ...(this.#runBudget === undefined ? {} : { tokenBudget: this.#runBudget.limit }),
+          ...(this.#budgets.runLimit === undefined ? {} : { tokenBudget: this.#budgets.runLimit }),
           ...(this.recordModelResponses ? { recordModelResponses: true } : {}),
           ...(this.#deps.replayModelResponsesFrom === undefined ? {} : { replayModelResponsesFrom: this.#deps.replayModelResponsesFrom }),
         });
@@ -395,16 +394,9 @@ export class Run implements AttemptEnv {
 
   /** The budgets an agent step's model requests must fit: its own (over all attempts) and the run's. */
   budgetFor(path: string, stepLimit: number | undefined): BudgetGate {
-    let step: TokenBudget | undefined;
-    if (stepLimit !== undefined) {
-      step = this.#stepBudgets.get(path);
-      if (step === undefined) {
-        step = { scope: 'step', limit: stepLimit, used: tokensIn(this.#deps.history, path) };
-        this.#stepBudgets.set(path, step);
-      }
-    }
-    return new BudgetGate([step, this.#runBudget]);
+    return this.#budgets.gateFor(path, stepLimit);
   }
+
 
   /** For a running agent step: its streamed output and recorded model responses. */
   emitStepEvent(event: NewStepEvent): void {
@@ -488,27 +480,6 @@ function safeJson(value: unknown): string {
   }
 }
 
-/**
- * Model tokens a recovered run (or one of its steps) already used, from its history: the recorded model
- * responses when it recorded them, else its finished agent steps' usage (the last attempt of each).
- */
-function tokensIn(history: readonly RunEvent[] | undefined, path?: string): number {
-  if (history === undefined) return 0;
-  let recorded = 0;
-  let sawRecording = false;
-  let fromResults = 0;
-  for (const event of history) {
-    if (path !== undefined && 'path' in event && event.path !== path) continue;
-    if (event.type === 'model_responded') {
-      sawRecording = true;
-      recorded += (event.response.usage?.promptTokens ?? 0) + (event.response.usage?.completionTokens ?? 0);
-    } else if ('result' in event && event.result.kind === 'agent') {
-      const usage = event.result.metadata?.usage as { promptTokens?: number; completionTokens?: number } | undefined;
-      fromResults += (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
-    }
-  }
-  return sawRecording ? recorded : fromResults;
-}
 
 /**
  * A commit promise that may never be awaited (the run's last step shares the final commit, which is

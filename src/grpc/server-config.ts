@@ -91,9 +91,23 @@ export function isLoopbackHost(host: string): boolean {
  * Refuses a listen address reachable from other machines when nothing authenticates callers: anyone who
  * reached it could run tools. A token or TLS (mTLS, or TLS with a token) lifts it; so does an explicit opt-in.
  */
-export function checkExposure(host: string, secured: { readonly token: boolean; readonly tls: boolean; readonly allowInsecureRemote: boolean }): void {
+export interface Exposure {
+  readonly token: boolean;
+  readonly tls: boolean;
+  readonly allowInsecureRemote: boolean;
+}
+
+/** How the refusal tells the caller to secure the server or opt out (the CLI names its flags). */
+export interface ExposureAdvice {
+  readonly secure: string;
+  readonly optOut: string;
+}
+
+const codeAdvice: ExposureAdvice = { secure: 'Set a token or TLS', optOut: 'allowInsecureRemote' };
+
+export function checkExposure(host: string, secured: Exposure, advice: ExposureAdvice = codeAdvice): void {
   if (isLoopbackHost(host) || secured.token || secured.tls || secured.allowInsecureRemote) return;
   throw new ServerConfigError(
-    `refusing to listen on ${host} with neither a token nor TLS: anyone who can reach it could run tools. Set a token or TLS, or allowInsecureRemote (jafw serve --insecure) to accept the risk.`,
+    `refusing to listen on ${host} with neither a token nor TLS: anyone who can reach it could run tools. ${advice.secure}, or ${advice.optOut} to accept the risk.`,
   );
 }

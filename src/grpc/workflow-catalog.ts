@@ -57,8 +57,8 @@ export class WorkflowCatalog {
     const { engine, store, tools, agents } = this.#options;
     const workflow = parseWorkflowDocument(request.document, { format: request.format, tools, ...(agents === undefined ? {} : { agents }) });
     if (request.validateOnly) {
-      // Compiles against the engine's registry (unknown agents, bad options): throws WorkflowDefinitionError.
-      const { definitionHash } = engine.register(workflow);
+      // Compiles against the engine's registry (unknown agents, bad options) without keeping the version.
+      const { definitionHash } = engine.validate(workflow);
       return workflowMessage(workflow, definitionHash, undefined);
     }
     const { workflowId, definitionHash } = await engine.registerDurably(workflow);

@@ -11,10 +11,9 @@
  * Recording never throws: a metric must not fail a run or a call. Bad input (a negative duration, an
  * unknown event type) is dropped and counted in `jaf_metrics_invalid_observations_total{method}`.
  */
-import { ResponderBuilder, ServerInterceptingCall, ServerListenerBuilder, status as GrpcStatus, type ServerInterceptor } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { assertNever, type StepKind } from '../definition/types.ts';
-import type { ModelProvider, ModelResponse } from '../agents/model-provider.ts';
 import type { FinishedStepStatus, RunEvent, StepFinishedEvent } from '../engine/events.ts';
 import type { PoolStats } from '../engine/pool-executor.ts';
 
@@ -472,79 +471,4 @@ class BoundedLabel {
     this.#seen.add(raw);
     return raw;
   }
-}
-
-/** The labels of a call, from its method path (`/package.Service/Method`) and streaming flags. */
-export function rpcCallOf(path: string, requestStream: boolean, responseStream: boolean): RpcCall {
-  const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
-  const type: GrpcMethodType = requestStream ? (responseStream ? 'bidi_stream' : 'client_stream') : responseStream ? 'server_stream' : 'unary';
-  return { service: match?.[1] ?? 'unknown', method: match?.[2] ?? 'unknown', type };
-}
-
-/**
- * A grpc-js server interceptor recording every call in `metrics`. List it FIRST in the server's
- * `interceptors` (grpc-js puts the first one nearest the transport), so calls that a later
- * interceptor ends (an auth failure) are counted too. A call the client cancels, or whose deadline
- * passes, counts as CANCELLED or DEADLINE_EXCEEDED: grpc-js sends neither through interceptors.
- */
-export function grpcMetricsInterceptor(metrics: WorkflowMetrics): ServerInterceptor {
-  return (descriptor, call) => {
-    const rpc = rpcCallOf(descriptor.path, descriptor.requestStream, descriptor.responseStream);
-    const startedAt = performance.now();
-    let handled = false;
-    const finish = (code: number) => {
-      if (handled) return;
-      handled = true;
-      metrics.rpcHandled(rpc, code, (performance.now() - startedAt) / 1000);
-    };
-    metrics.rpcStarted(rpc);
-    const listener = new ServerListenerBuilder()
-      .withOnReceiveMessage((message, next) => {
-        metrics.rpcMessageReceived(rpc);
-        next(message);
-      })
-      .withOnCancel(() => finish(deadlinePassed(call.getDeadline()) ? GrpcStatus.DEADLINE_EXCEEDED : GrpcStatus.CANCELLED))
-      .build();
-    const responder = new ResponderBuilder()
-      .withStart((next) => next(listener))
-      .withSendMessage((message, next) => {
-        metrics.rpcMessageSent(rpc);
-        next(message);
-      })
-      .withSendStatus((status, next) => {
-        finish(status.code);
-        next(status);
-      })
-      .build();
-    return new ServerInterceptingCall(call, responder);
-  };
-}
-
-function deadlinePassed(deadline: Date | number): boolean {
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(at) && at <= Date.now();
-}
-
-/**
- * `provider`, recording each request's outcome and token usage in `metrics`: one wrapper instead of
- * hooks in the agent loop. A request that fails after its signal aborted counts as `cancelled`.
- */
-export function withModelMetrics(provider: ModelProvider, metrics: WorkflowMetrics): ModelProvider {
-  return {
-    async getCompletion(request) {
-      const labels = { model: request.model, agent: request.agent.name };
-      let response: ModelResponse;
-      try {
-        response = await provider.getCompletion(request);
-      } catch (err) {
-        metrics.observeModelRequest({ ...labels, outcome: request.signal.aborted ? 'cancelled' : 'error' });
-        throw err;
-      }
-      const answered = { ...labels, model: (response as Partial<ModelResponse> | null | undefined)?.model ?? request.model };
-      metrics.observeModelRequest({ ...answered, outcome: 'ok' });
-      const usage = (response as Partial<ModelResponse> | null | undefined)?.usage;
-      if (usage !== undefined) metrics.observeModelUsage({ ...answered, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens });
-      return response;
-    },
-  };
 }

@@ -2,6 +2,9 @@
  * The SQLite schema, as forward-only migrations. `PRAGMA user_version` holds how many have been
  * applied; a database from a newer build is refused rather than misread.
  */
+import type Database from 'better-sqlite3';
+import { StoreError, StoreErrorCode } from './run-store.ts';
+
 export const migrations: readonly string[] = [
   // 1: definitions, runs, the event log, and one final result per step path.
   `
@@ -108,3 +111,16 @@ export const migrations: readonly string[] = [
 ];
 
 export const schemaVersion = migrations.length;
+
+/** Applies the migrations a file lacks, in one transaction; refuses a file from a newer build. */
+export function migrate(db: Database.Database, location: string): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > schemaVersion) {
+    throw new StoreError(StoreErrorCode.STORE_SCHEMA_TOO_NEW, `${location} has schema version ${current}; this build understands up to ${schemaVersion}`);
+  }
+  // Also the first write: it takes the exclusive lock, so a second coordinator fails here.
+  db.transaction(() => {
+    for (let version = current; version < schemaVersion; version++) db.exec(migrations[version]!);
+    db.pragma(`user_version = ${schemaVersion}`);
+  }).immediate();
+}

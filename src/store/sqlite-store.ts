@@ -15,7 +15,8 @@ import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
 import { isFinished, StoreError, StoreErrorCode, type DefinitionKind, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
-import { migrations, schemaVersion } from './sqlite-schema.ts';
+import { migrate } from './sqlite-schema.ts';
+import { storeError } from './sqlite-errors.ts';
 
 /** Where the coordinator keeps its runs unless told otherwise. */
 export const defaultDatabasePath = './data/jaf-workflows.db';
@@ -391,17 +392,6 @@ export class SqliteRunStore implements RunStore {
   }
 }
 
-function migrate(db: Database.Database, location: string): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > schemaVersion) {
-    throw new StoreError(StoreErrorCode.STORE_SCHEMA_TOO_NEW, `${location} has schema version ${current}; this build understands up to ${schemaVersion}`);
-  }
-  // Also the first write: it takes the exclusive lock, so a second coordinator fails here.
-  db.transaction(() => {
-    for (let version = current; version < schemaVersion; version++) db.exec(migrations[version]!);
-    db.pragma(`user_version = ${schemaVersion}`);
-  }).immediate();
-}
 
 interface PublishedRow {
   readonly workflow_id: string;
@@ -423,29 +413,4 @@ function toRecord(row: RunRow): RunRecord {
     finishedAt: row.finished_at ?? undefined,
     lastSeq: row.last_seq ?? 0,
   };
-}
-
-/** SQLite's result codes, as errors that say which file and what to do. */
-function storeError(err: unknown, location: string, doing: string): StoreError {
-  const code = (err as { code?: string }).code ?? '';
-  const detail = (err as Error).message ?? String(err);
-  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_') || code === 'SQLITE_LOCKED') {
-    return new StoreError(StoreErrorCode.STORE_LOCKED, `${location} is locked by another process (is another coordinator using it?): ${detail}`, { cause: err });
-  }
-  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_')) {
-    return new StoreError(StoreErrorCode.STORE_READ_ONLY, `${location} is read-only: ${detail}`, { cause: err });
-  }
-  if (code === 'SQLITE_FULL') {
-    return new StoreError(StoreErrorCode.STORE_FULL, `${location}: the disk (or the configured size limit) is full; new work fails until space is freed, committed work is kept: ${detail}`, { cause: err });
-  }
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_')) {
-    return new StoreError(StoreErrorCode.STORE_OPEN_FAILED, `${location} is not a SQLite database or is corrupt: ${detail}`, { cause: err });
-  }
-  if (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN_')) {
-    return new StoreError(StoreErrorCode.STORE_OPEN_FAILED, `cannot open ${location}: ${detail}`, { cause: err });
-  }
-  if (code.startsWith('SQLITE_CONSTRAINT')) {
-    return new StoreError(StoreErrorCode.STORE_CONFLICT, `${location}: ${doing} broke an invariant of the event log: ${detail}`, { cause: err });
-  }
-  return new StoreError(doing === 'open' ? StoreErrorCode.STORE_OPEN_FAILED : StoreErrorCode.STORE_WRITE_FAILED, `${location}: cannot ${doing}: ${detail}`, { cause: err });
 }

@@ -24,7 +24,8 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import { bearerTokenInterceptor } from '../../src/grpc/auth.ts';
 import { startMetricsServer, type MetricsServer } from '../../src/observability/metrics-server.ts';
-import { WorkflowMetrics, grpcMetricsInterceptor } from '../../src/observability/metrics.ts';
+import { grpcMetricsInterceptor } from '../../src/observability/grpc-metrics.ts';
+import { WorkflowMetrics } from '../../src/observability/metrics.ts';
 
 const servers: MetricsServer[] = [];
 afterAll(async () => {

@@ -8,7 +8,9 @@ import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentStep, ScriptedModelProvider, Tool, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type RunEvent, type StepResultData } from 'jaf-workflows';
 import type { StepKind } from '../../src/definition/types.ts';
-import { MetricsLimits, WorkflowMetrics, grpcCodeName, rpcCallOf, withModelMetrics, type RpcCall } from '../../src/observability/metrics.ts';
+import { rpcCallOf } from '../../src/observability/grpc-metrics.ts';
+import { MetricsLimits, WorkflowMetrics, grpcCodeName, type RpcCall } from '../../src/observability/metrics.ts';
+import { withModelMetrics } from '../../src/observability/model-metrics.ts';
 import { quietLogger } from '../helpers/logging.ts';
 import { recordingClock } from '../integration/support.ts';
 

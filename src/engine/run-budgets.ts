@@ -1,0 +1,57 @@
+/**
+ * A run's token budgets: the run's own and each agent step's (over all its attempts), shared by every
+ * model request that must fit them. A recovered run starts from what its history says it used.
+ */
+import { BudgetGate, type TokenBudget } from '../agents/budget.ts';
+import type { RunEvent } from './events.ts';
+
+export class RunBudgets {
+  readonly #run: TokenBudget | undefined;
+  /** Each agent step's tokens, by path (only for steps with a budget). */
+  readonly #steps = new Map<string, TokenBudget>();
+  readonly #history: readonly RunEvent[] | undefined;
+
+  constructor(runLimit: number | undefined, history: readonly RunEvent[] | undefined) {
+    this.#history = history;
+    this.#run = runLimit === undefined ? undefined : { scope: 'run', limit: runLimit, used: tokensIn(history) };
+  }
+
+  get runLimit(): number | undefined {
+    return this.#run?.limit;
+  }
+
+  /** The budgets a request of the step at `path` must fit: its own (if it has a limit) and the run's. */
+  gateFor(path: string, stepLimit: number | undefined): BudgetGate {
+    let step: TokenBudget | undefined;
+    if (stepLimit !== undefined) {
+      step = this.#steps.get(path);
+      if (step === undefined) {
+        step = { scope: 'step', limit: stepLimit, used: tokensIn(this.#history, path) };
+        this.#steps.set(path, step);
+      }
+    }
+    return new BudgetGate([step, this.#run]);
+  }
+}
+
+/**
+ * Model tokens a recovered run (or one of its steps) already used, from its history: the recorded model
+ * responses when it recorded them, else its finished agent steps' usage (the last attempt of each).
+ */
+function tokensIn(history: readonly RunEvent[] | undefined, path?: string): number {
+  if (history === undefined) return 0;
+  let recorded = 0;
+  let sawRecording = false;
+  let fromResults = 0;
+  for (const event of history) {
+    if (path !== undefined && 'path' in event && event.path !== path) continue;
+    if (event.type === 'model_responded') {
+      sawRecording = true;
+      recorded += (event.response.usage?.promptTokens ?? 0) + (event.response.usage?.completionTokens ?? 0);
+    } else if ('result' in event && event.result.kind === 'agent') {
+      const usage = event.result.metadata?.usage as { promptTokens?: number; completionTokens?: number } | undefined;
+      fromResults += (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
+    }
+  }
+  return sawRecording ? recorded : fromResults;
+}
