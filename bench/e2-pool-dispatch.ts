@@ -1,6 +1,8 @@
 /**
  * E2: dispatch throughput to the pool. 1-step workflows of a no-op module tool with 64 runs in flight,
- * against raw Piscina tasks to the same no-op on a pool configured like the engine's.
+ * against raw Piscina tasks to the same no-op on a pool configured like the engine's. The engine batches
+ * fast tools under a backlog (PoolToolExecutor); the same engine with `batching: false` is printed beside
+ * it, so the gain from batching and the per-task cost without it are both visible.
  */
 import { Piscina } from 'piscina';
 import { siblingModule, Tool, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine } from '../src/index.ts';
@@ -17,6 +19,11 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
   const engine = new WorkflowEngine({
     tools: [new Tool({ name: 'noop', module: noopUrl })],
     pool: { maxThreads: threads, minThreads: threads },
+    logger: silentLogger(),
+  });
+  const unbatched = new WorkflowEngine({
+    tools: [new Tool({ name: 'noop', module: noopUrl })],
+    pool: { maxThreads: threads, minThreads: threads, batching: false },
     logger: silentLogger(),
   });
   // The engine's pool options that bear on dispatch: thread counts and one task per thread at a time.
@@ -37,6 +44,8 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
   const rawRate: number[] = [];
   const fourStepRate: number[] = [];
   const abortableRate: number[] = [];
+  const unbatchedRate: number[] = [];
+  let batchShare = 0;
   try {
     for (let round = 0; round < warmup + rounds; round++) {
       const runEngine = () => withConcurrency(perRound, inFlight, async () => expectCompleted(await engine.executeWorkflow(wf, ctx)));
@@ -53,15 +62,19 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
       }
       const fourMs = await timeMs(() => withConcurrency(perRound / 4, inFlight, async () => expectCompleted(await engine.executeWorkflow(wf4, ctx))));
       const abortableMs = await timeMs(() => withConcurrency(perRound, inFlight, async () => void (await abortable.run({}, { signal: quietSignal() }))));
+      const unbatchedMs = await timeMs(() => withConcurrency(perRound, inFlight, async () => expectCompleted(await unbatched.executeWorkflow(wf, ctx))));
       if (round < warmup) continue;
+      unbatchedRate.push(perRound / (unbatchedMs / 1000));
       abortableRate.push(perRound / (abortableMs / 1000));
       fourStepRate.push(perRound / (fourMs / 1000));
       engineRate.push(perRound / (engineMs / 1000));
       rawRate.push(perRound / (rawMs / 1000));
       progress(`  E2 round ${round - warmup + 1}/${rounds}: engine ${engineRate.at(-1)!.toFixed(0)} steps/s, raw Piscina ${rawRate.at(-1)!.toFixed(0)} tasks/s`);
     }
+    const stats = engine.poolStats();
+    batchShare = stats === undefined || stats.completed === 0 ? 0 : stats.batchedTasks / stats.completed;
   } finally {
-    await Promise.all([engine.close(), raw.destroy(), abortable.destroy()]);
+    await Promise.all([engine.close(), unbatched.close(), raw.destroy(), abortable.destroy()]);
   }
 
   const figure = summarize(engineRate);
@@ -76,6 +89,7 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
     target,
     verdict: verdictOf(target, figure, ratio),
     notes: [
+      `the engine sent ${(100 * batchShare).toFixed(0)}% of its tasks in batches (fast tools, under a backlog); with batching: false: ${fmtSummary(summarize(unbatchedRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(unbatchedRate, rawRate)), '×')}`,
       `per step: engine ${(1e6 / figure.median).toFixed(1)} µs, raw ${(1e6 / summarize(rawRate).median).toFixed(1)} µs of wall time`,
       `4-step runs, ${inFlight} in flight: ${fmtSummary(summarize(fourStepRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(fourStepRate, rawRate)), '×')}`,
       `raw Piscina with the engine's pool options (atomics 'async', a signal per task), queueing all ${inFlight} itself: ${fmtSummary(summarize(abortableRate), 'tasks/s')}; / raw: ${fmtSummary(summarize(pairedRatios(abortableRate, rawRate)), '×')}; engine / it: ${fmtSummary(summarize(pairedRatios(engineRate, abortableRate)), '×')}`,

@@ -5,7 +5,19 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { decodeTask, encodeOutput, idempotencyKey, type ToolContext, type ToolOutcome, type ToolTask, type WireTask } from '../src/engine/worker-protocol.ts';
+import {
+  BatchControl,
+  decodeTask,
+  encodeOutput,
+  idempotencyKey,
+  isWireBatch,
+  type BatchOutcome,
+  type ToolContext,
+  type ToolOutcome,
+  type ToolTask,
+  type WireBatch,
+  type WireTask,
+} from '../src/engine/worker-protocol.ts';
 import { ErrorCode, stepError, toStepError } from '../src/errors.ts';
 
 type ToolFunction = (args: unknown, ctx: ToolContext) => unknown;
@@ -52,10 +64,45 @@ async function importModule(moduleUrl: string): Promise<{ default?: unknown }> {
  * Not async: a loaded tool that returns synchronously is answered without a promise of this function's
  * own (the thread is a shared resource; E2 counts its per-task cost).
  */
-export default function runTool(wire: WireTask): ToolOutcome | Promise<ToolOutcome> {
+export default function runTool(wire: WireTask | WireBatch): ToolOutcome | Promise<ToolOutcome> | BatchOutcome | Promise<BatchOutcome> {
+  return isWireBatch(wire) ? runBatch(wire) : runOne(wire);
+}
+
+function runOne(wire: WireTask): ToolOutcome | Promise<ToolOutcome> {
   const task = decodeTask(wire);
   const tool = ready.get(task.moduleUrl);
   return tool === undefined ? loadAndRun(task) : run(tool, task);
+}
+
+/**
+ * Runs a batch's tasks one after another, noting in shared memory which one is running (so that the
+ * engine knows which task a thread fault belongs to) and skipping those the engine cancelled before
+ * they started.
+ */
+function runBatch({ tasks, control }: WireBatch): BatchOutcome | Promise<BatchOutcome> {
+  const outcomes: (ToolOutcome | null)[] = new Array<ToolOutcome | null>(tasks.length).fill(null);
+  const ms: number[] = new Array<number>(tasks.length).fill(0);
+  const from = (first: number): BatchOutcome | Promise<BatchOutcome> => {
+    for (let i = first; i < tasks.length; i++) {
+      // Store, then load: with the engine's store-then-load on cancel, one side always sees the other.
+      Atomics.store(control, BatchControl.running, i);
+      if (Atomics.load(control, BatchControl.skipSlot(i)) !== 0) continue;
+      const started = performance.now();
+      const produced = runOne(tasks[i]!);
+      if (isPromiseLike(produced)) {
+        return Promise.resolve(produced).then((outcome) => {
+          outcomes[i] = outcome;
+          ms[i] = performance.now() - started;
+          return from(i + 1);
+        });
+      }
+      outcomes[i] = produced;
+      ms[i] = performance.now() - started;
+    }
+    Atomics.store(control, BatchControl.running, tasks.length);
+    return { outcomes, ms };
+  };
+  return from(0);
 }
 
 async function loadAndRun(task: ToolTask): Promise<ToolOutcome> {

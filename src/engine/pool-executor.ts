@@ -2,9 +2,11 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { ErrorCode, stepError, type StepError } from '../errors.ts';
 import { Limits } from '../limits.ts';
-import { cancellationError, type Cancellation } from './cancellation.ts';
+import { Cancellation, cancellationError } from './cancellation.ts';
 import type { InvocationOutcome, ToolInvocation } from './executor.ts';
-import { decodeOutput, encodeTask, type ToolOutcome, type WireTask } from './worker-protocol.ts';
+import { defaultBatchMaxTasks, defaultBatchMaxToolMs, FastToolTracker, type PoolBatchingOptions } from './pool-batching.ts';
+import { noop, WaitQueue, type Waiting } from './pool-queue.ts';
+import { BatchControl, decodeOutput, encodeTask, type BatchOutcome, type ToolOutcome, type WireBatch, type WireTask } from './worker-protocol.ts';
 
 export interface PoolResourceLimits {
   readonly maxOldGenerationSizeMb?: number;
@@ -28,30 +30,26 @@ export interface PoolOptions {
   readonly execArgv?: readonly string[];
   /** Hears how long each task waited for a free thread, in seconds (0 when one was free): for metrics. */
   readonly onWait?: (seconds: number) => void;
+  /** Fast tools waiting for a thread go to it several at a time (see PoolToolExecutor). `false` turns it off. */
+  readonly batching?: PoolBatchingOptions | false;
 }
 
 export interface PoolStats {
   readonly threads: number;
   /** Tasks running or waiting for a thread. */
   readonly inFlight: number;
+  /** Tasks waiting for a thread. */
+  readonly waiting: number;
+  /** Tasks that ran to an outcome (a result or the tool's own error). */
   readonly completed: number;
   readonly utilization: number;
+  /** Batches sent to threads, and the tasks they carried. */
+  readonly batches: number;
+  readonly batchedTasks: number;
 }
 
 const workerExtension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const workerUrl = new URL(`../../workers/tool-worker${workerExtension}`, import.meta.url);
-
-/** A task waiting for a thread, in the engine's own queue (a doubly linked list: O(1) removal on abort). */
-interface Waiting {
-  readonly task: WireTask;
-  readonly cancellation: Cancellation;
-  readonly toolName: string;
-  readonly queuedAt: number;
-  readonly resolve: (outcome: InvocationOutcome) => void;
-  unsubscribe: () => void;
-  prev: Waiting | undefined;
-  next: Waiting | undefined;
-}
 
 /**
  * Runs module tools on a Piscina pool. Aborting an invocation's signal terminates its thread.
@@ -62,18 +60,31 @@ interface Waiting {
  * at ~0.9-1.0x with the queue kept here. Piscina is handed at most one task per thread, so each
  * submission finds a free thread at once; a finished task hands its thread to the oldest waiting one in
  * the same turn, as Piscina's own queue would.
+ *
+ * Batching: when tasks wait and a thread frees up, the oldest waiting task goes to it together with
+ * up to `maxTasks - 1` more waiting tasks of fast tools (FastToolTracker), at most the backlog's share
+ * per thread, as one Piscina task. Nothing is batched while a thread is free, so parallel branches
+ * still start on different threads. A batch's tasks run one after another; one cancelled before its
+ * turn is skipped, one cancelled during its turn kills the thread as a lone task would. When a thread
+ * dies mid-batch (that kill, a crash, memory), the task it was running gets the fault and the others
+ * run again alone: those that had not started lose nothing, those that had finished run a second time
+ * with the same idempotency key and attempt, as steps in flight at a crash do.
  */
 export class PoolToolExecutor {
-  readonly #pool: Piscina<WireTask, ToolOutcome>;
-  /** Tasks handed to Piscina and not settled (at most `#threads`). */
+  readonly #pool: Piscina<WireTask | WireBatch, ToolOutcome | BatchOutcome>;
+  /** Piscina tasks (single or batch) not settled: at most one per thread. */
   #running = 0;
-  /** Tasks waiting here for a thread. */
-  #waitingCount = 0;
-  #head: Waiting | undefined;
-  #tail: Waiting | undefined;
+  /** Tool tasks on threads (a batch counts its tasks). */
+  #runningTasks = 0;
+  #completed = 0;
+  readonly #queue = new WaitQueue();
   readonly #threads: number;
   readonly #maxQueue: number;
   readonly #onWait: ((seconds: number) => void) | undefined;
+  readonly #batchMaxTasks: number;
+  readonly #fast: FastToolTracker | undefined;
+  #batches = 0;
+  #batchedTasks = 0;
   #closed = false;
 
   constructor(options: PoolOptions = {}, onPoolError: (err: Error) => void = () => {}) {
@@ -82,7 +93,10 @@ export class PoolToolExecutor {
     const minThreads = Math.min(options.minThreads ?? maxThreads, maxThreads);
     this.#maxQueue = options.maxQueue ?? Limits.defaultPoolMaxQueue;
     this.#threads = maxThreads;
-    this.#pool = new Piscina<WireTask, ToolOutcome>({
+    const batching = options.batching;
+    this.#batchMaxTasks = batching === false ? 1 : Math.max(1, Math.floor(batching?.maxTasks ?? defaultBatchMaxTasks));
+    this.#fast = batching === false ? undefined : new FastToolTracker(batching?.maxToolMs ?? defaultBatchMaxToolMs);
+    this.#pool = new Piscina<WireTask | WireBatch, ToolOutcome | BatchOutcome>({
       filename: workerUrl.href,
       minThreads,
       maxThreads,
@@ -107,8 +121,9 @@ export class PoolToolExecutor {
     if (tool.execution.kind !== 'module') return Promise.reject(new Error(`pool asked to run inline tool ${tool.name}`));
     if (this.#closed) return Promise.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_CLOSED, 'the tool pool is closed') });
     if (cancellation.aborted) return Promise.resolve({ kind: 'error', error: cancellationError(cancellation) });
+    const moduleUrl = tool.execution.moduleUrl;
     const task = encodeTask({
-      moduleUrl: tool.execution.moduleUrl,
+      moduleUrl,
       args: invocation.args,
       runId: invocation.runId,
       stepPath: invocation.stepPath,
@@ -118,80 +133,168 @@ export class PoolToolExecutor {
     });
     if (this.#running < this.#threads) {
       this.#onWait?.(0);
-      return this.#dispatch(task, cancellation, tool.name);
+      return this.#dispatch(task, cancellation, tool.name, moduleUrl);
     }
-    if (this.#waitingCount >= this.#maxQueue) {
+    if (this.#queue.size >= this.#maxQueue) {
       return Promise.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_QUEUE_FULL, `tool ${tool.name}: the pool's queue is full (${this.#maxQueue} tasks waiting)`) });
     }
     return new Promise<InvocationOutcome>((resolve) => {
-      const waiting: Waiting = { task, cancellation, toolName: tool.name, queuedAt: performance.now(), resolve, unsubscribe: noop, prev: this.#tail, next: undefined };
-      if (this.#tail === undefined) this.#head = waiting;
-      else this.#tail.next = waiting;
-      this.#tail = waiting;
-      this.#waitingCount += 1;
-      // Cancelled or timed out while waiting: it leaves the queue and never reaches a thread.
-      waiting.unsubscribe = cancellation.onAbort(() => {
-        this.#unlink(waiting);
-        resolve({ kind: 'error', error: cancellationError(cancellation) });
-      });
+      this.#enqueue({ task, cancellation, toolName: tool.name, moduleUrl, queuedAt: performance.now(), resolve, batchable: true, unsubscribe: noop, prev: undefined, next: undefined }, 'back');
     });
   }
 
   stats(): PoolStats {
     const pool = this.#pool;
-    return { threads: pool.threads.length, inFlight: this.#running + this.#waitingCount, completed: pool.completed, utilization: pool.utilization };
+    return {
+      threads: pool.threads.length,
+      inFlight: this.#runningTasks + this.#queue.size,
+      waiting: this.#queue.size,
+      completed: this.#completed,
+      utilization: pool.utilization,
+      batches: this.#batches,
+      batchedTasks: this.#batchedTasks,
+    };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (let waiting = this.#head; waiting !== undefined; waiting = this.#head) {
-      this.#unlink(waiting);
+    for (let waiting = this.#queue.head; waiting !== undefined; waiting = this.#queue.head) {
+      this.#queue.unlink(waiting);
       waiting.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_CLOSED, `tool ${waiting.toolName}: the tool pool was closed before the step ran`) });
     }
     await this.#pool.destroy();
   }
 
-  #dispatch(task: WireTask, cancellation: Cancellation, toolName: string): Promise<InvocationOutcome> {
+  #enqueue(waiting: Waiting, end: 'front' | 'back'): void {
+    if (end === 'back') this.#queue.push(waiting);
+    else this.#queue.unshift(waiting);
+    // Cancelled or timed out while waiting: it leaves the queue and never reaches a thread.
+    waiting.unsubscribe = waiting.cancellation.onAbort(() => {
+      this.#queue.unlink(waiting);
+      waiting.resolve({ kind: 'error', error: cancellationError(waiting.cancellation) });
+    });
+  }
+
+  #dispatch(task: WireTask, cancellation: Cancellation, toolName: string, moduleUrl: string): Promise<InvocationOutcome> {
     this.#running += 1;
+    this.#runningTasks += 1;
+    const sentAt = performance.now();
     return this.#pool.run(task, { signal: cancellation.eventTarget() }).then(
-      (outcome): InvocationOutcome => {
+      (result): InvocationOutcome => {
+        this.#fast?.roundTrip(moduleUrl, performance.now() - sentAt);
+        this.#runningTasks -= 1;
+        this.#completed += 1;
         this.#release();
-        if (typeof outcome === 'object') return { kind: 'error', error: outcome.error };
-        return { kind: 'ok', output: decodeOutput(outcome), outputJson: outcome };
+        return toInvocationOutcome(result as ToolOutcome);
       },
       (err: unknown): InvocationOutcome => {
+        if (!cancellation.aborted) this.#fast?.faulted(moduleUrl);
+        this.#runningTasks -= 1;
         this.#release();
         return { kind: 'error', error: cancellation.aborted ? cancellationError(cancellation) : poolFailure(toolName, err) };
       },
     );
   }
 
-  /** A task settled: its thread goes to the oldest waiting task, posted now rather than a turn later. */
+  /** A Piscina task settled: its thread goes to the oldest waiting task (and, if they are fast, more). */
   #release(): void {
     this.#running -= 1;
-    const next = this.#head;
-    if (next === undefined || this.#closed) return;
-    this.#unlink(next);
+    const head = this.#queue.head;
+    if (head === undefined || this.#closed) return;
+    const members = this.#takeBatch(head);
+    if (members.length > 1 || (members.length === 1 && this.#fast !== undefined && this.#queue.size > 0)) {
+      // A batch of one still reports the tool's time on the thread, which is how a tool earns batching
+      // under a backlog (where round trips say little about the tool).
+      this.#dispatchBatch(members);
+      return;
+    }
+    const next = members[0]!;
     this.#onWait?.((performance.now() - next.queuedAt) / 1000);
-    const dispatched = this.#dispatch(next.task, next.cancellation, next.toolName);
-    dispatched.then(next.resolve);
+    this.#dispatch(next.task, next.cancellation, next.toolName, next.moduleUrl).then(next.resolve);
   }
 
-  #unlink(waiting: Waiting): void {
-    waiting.unsubscribe();
-    waiting.unsubscribe = noop;
-    if (waiting.prev === undefined) this.#head = waiting.next;
-    else waiting.prev.next = waiting.next;
-    if (waiting.next === undefined) this.#tail = waiting.prev;
-    else waiting.next.prev = waiting.prev;
-    waiting.prev = undefined;
-    waiting.next = undefined;
-    this.#waitingCount -= 1;
+  /** The head, plus waiting tasks of fast tools up to the batch size; all taken out of the queue. */
+  #takeBatch(head: Waiting): Waiting[] {
+    const members = [head];
+    const fast = this.#fast;
+    if (fast !== undefined && head.batchable && fast.isFast(head.moduleUrl)) {
+      // The backlog's share per thread, so other threads freeing up get work too.
+      const size = Math.min(this.#batchMaxTasks, Math.ceil(this.#queue.size / this.#threads));
+      // A bounded look past tasks that cannot join, so taking a batch stays O(batch size).
+      let budget = 4 * size;
+      for (let candidate = head.next; candidate !== undefined && members.length < size && budget > 0; candidate = candidate.next, budget--) {
+        if (candidate.batchable && fast.isFast(candidate.moduleUrl)) members.push(candidate);
+      }
+    }
+    for (const member of members) this.#queue.unlink(member);
+    return members;
+  }
+
+  #dispatchBatch(members: readonly Waiting[]): void {
+    this.#running += 1;
+    this.#runningTasks += members.length;
+    this.#batches += 1;
+    this.#batchedTasks += members.length;
+    const control = new Int32Array(new SharedArrayBuffer(BatchControl.slots(members.length) * Int32Array.BYTES_PER_ELEMENT));
+    control[BatchControl.running] = -1;
+    // Aborted only to stop a task that is running on the thread (which kills the thread).
+    const kill = new Cancellation();
+    const settled = new Array<boolean>(members.length).fill(false);
+    const unsubscribes = members.map((member, index) => {
+      this.#onWait?.((performance.now() - member.queuedAt) / 1000);
+      return member.cancellation.onAbort(() => {
+        if (settled[index]) return;
+        settled[index] = true;
+        member.resolve({ kind: 'error', error: cancellationError(member.cancellation) });
+        // Store, then load (the thread does the same in the other order): skipped or killed, never neither.
+        Atomics.store(control, BatchControl.skipSlot(index), 1);
+        if (Atomics.load(control, BatchControl.running) === index) kill.abort(cancellationError(member.cancellation));
+      });
+    });
+    const batch: WireBatch = { tasks: members.map((member) => member.task), control };
+    this.#pool.run(batch, { signal: kill.eventTarget() }).then(
+      (result) => {
+        const { outcomes, ms } = result as BatchOutcome;
+        members.forEach((member, index) => {
+          unsubscribes[index]!();
+          const outcome = outcomes[index];
+          if (outcome === null) return; // skipped: cancelled before its turn, and already answered
+          this.#completed += 1;
+          this.#fast?.ran(member.moduleUrl, ms[index]!);
+          if (settled[index]) return;
+          settled[index] = true;
+          member.resolve(toInvocationOutcome(outcome));
+        });
+        this.#runningTasks -= members.length;
+        this.#release();
+      },
+      (err: unknown) => {
+        const running = Atomics.load(control, BatchControl.running);
+        // Handed back in their order, ahead of everything that came after them.
+        for (let index = members.length - 1; index >= 0; index--) {
+          const member = members[index]!;
+          unsubscribes[index]!();
+          if (settled[index]) continue;
+          if (index === running || this.#closed) {
+            settled[index] = true;
+            this.#fast?.faulted(member.moduleUrl);
+            member.resolve({ kind: 'error', error: poolFailure(member.toolName, err) });
+            continue;
+          }
+          this.#enqueue({ ...member, batchable: false, unsubscribe: noop, prev: undefined, next: undefined }, 'front');
+        }
+        this.#runningTasks -= members.length;
+        this.#release();
+      },
+    );
   }
 }
 
-function noop(): void {}
+function toInvocationOutcome(outcome: ToolOutcome): InvocationOutcome {
+  if (typeof outcome === 'object') return { kind: 'error', error: outcome.error };
+  return { kind: 'ok', output: decodeOutput(outcome), outputJson: outcome };
+}
 
 /** Piscina reports thread faults as plain Errors; this is the one place that reads them. */
 function poolFailure(toolName: string, err: unknown): StepError {

@@ -81,6 +81,33 @@ function isEmptyPlainObject(value: unknown): boolean {
  */
 export type ToolOutcome = string | undefined | { readonly error: StepError };
 
+/**
+ * Several fast tasks sent to one thread as one Piscina task, so that they pay for one thread hop
+ * instead of one each (see PoolToolExecutor). `control` is shared memory: slot 0 is the index of the
+ * task the thread is running (-1 before the first, tasks.length after the last), slot 1 + i is set
+ * by the engine when task i is cancelled, so that the thread skips it if it has not started it yet.
+ */
+export interface WireBatch {
+  readonly tasks: readonly WireTask[];
+  readonly control: Int32Array;
+}
+
+/** Per task of a batch: its outcome (null when it was skipped) and how long it ran, in ms. */
+export interface BatchOutcome {
+  readonly outcomes: readonly (ToolOutcome | null)[];
+  readonly ms: readonly number[];
+}
+
+export const BatchControl = {
+  running: 0,
+  skipSlot: (index: number) => 1 + index,
+  slots: (tasks: number) => 1 + tasks,
+} as const;
+
+export function isWireBatch(wire: WireTask | WireBatch): wire is WireBatch {
+  return typeof wire === 'object' && !Array.isArray(wire);
+}
+
 export function idempotencyKey(runId: string, stepPath: string): string {
   return `${runId}:${stepPath}`;
 }

@@ -186,22 +186,26 @@ export class WorkflowMetrics {
       });
     poolGauge('jaf_pool_threads', 'Worker threads in the tool pool.', (s) => s.threads);
     poolGauge('jaf_pool_tasks_in_flight', 'Pool tasks running or waiting for a thread.', (s) => s.inFlight);
-    // PoolStats has no busy-thread count; with one task per thread, tasks beyond the thread count wait.
-    poolGauge('jaf_pool_queue_depth', 'Pool tasks waiting for a thread, estimated as max(0, in-flight tasks - threads).', (s) => Math.max(0, s.inFlight - s.threads));
+    poolGauge('jaf_pool_queue_depth', 'Pool tasks waiting for a thread.', (s) => s.waiting);
     poolGauge('jaf_pool_utilization_ratio', "Piscina's pool utilization since the pool started (0..1).", (s) => s.utilization);
-    new Counter({
-      name: 'jaf_pool_tasks_completed_total',
-      help: 'Pool tasks completed since the pool started.',
-      registers,
-      collect() {
-        const stats = metrics.#readSource('pool', () => metrics.#sources.pool?.());
-        // A counter has no set(): rebuild it from the pool's own count (a new pool reads as a reset).
-        this.reset();
-        if (stats === undefined) return;
-        if (isNonNegative(stats.completed)) this.inc(stats.completed);
-        else metrics.#reject('source:pool:jaf_pool_tasks_completed_total');
-      },
-    });
+    const poolCounter = (name: string, help: string, read: (stats: PoolStats) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = metrics.#readSource('pool', () => metrics.#sources.pool?.());
+          // A counter has no set(): rebuild it from the pool's own count (a new pool reads as a reset).
+          this.reset();
+          if (stats === undefined) return;
+          const value = read(stats);
+          if (isNonNegative(value)) this.inc(value);
+          else metrics.#reject(`source:pool:${name}`);
+        },
+      });
+    poolCounter('jaf_pool_tasks_completed_total', 'Pool tasks completed since the pool started.', (s) => s.completed);
+    poolCounter('jaf_pool_batches_total', 'Batches of fast tool tasks sent to a thread as one (see PoolToolExecutor).', (s) => s.batches);
+    poolCounter('jaf_pool_batched_tasks_total', 'Tool tasks that went to a thread in a batch.', (s) => s.batchedTasks);
     this.#poolWait = new Histogram({
       name: 'jaf_pool_wait_seconds',
       help: 'Time a pool task waited for a thread before it started.',

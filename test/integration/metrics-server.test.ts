@@ -281,7 +281,7 @@ const promtool = findPromtool();
 describe('promtool checks, where promtool is installed', () => {
   it.skipIf(promtool === undefined)('promtool check metrics exits 0 on /metrics (nodejs_* filtered: prom-client names some gauges _total)', async () => {
     const metrics = new WorkflowMetrics();
-    metrics.setSources({ activeRuns: () => 2, pool: () => ({ threads: 2, inFlight: 3, completed: 7, utilization: 0.4 }) });
+    metrics.setSources({ activeRuns: () => 2, pool: () => ({ threads: 2, inFlight: 3, waiting: 1, completed: 7, utilization: 0.4, batches: 1, batchedTasks: 3 }) });
     metrics.observePoolWait(0.01);
     metrics.streamOpened();
     metrics.observeModelUsage({ model: 'm', agent: 'a', promptTokens: 3, completionTokens: 4 });

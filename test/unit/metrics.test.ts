@@ -213,7 +213,7 @@ describe('gauges read at scrape time', () => {
     const m = noDefaults();
     expect(await sample(m, 'jaf_runs_active')).toBe(0);
     expect(await sample(m, 'jaf_pool_threads')).toBe(0);
-    let stats = { threads: 4, inFlight: 6, completed: 10, utilization: 0.25 };
+    let stats = { threads: 4, inFlight: 6, waiting: 2, completed: 10, utilization: 0.25, batches: 2, batchedTasks: 9 };
     m.setSources({ activeRuns: () => 3, pool: () => stats });
     expect(await sample(m, 'jaf_runs_active')).toBe(3);
     expect(await sample(m, 'jaf_pool_threads')).toBe(4);
@@ -221,9 +221,12 @@ describe('gauges read at scrape time', () => {
     expect(await sample(m, 'jaf_pool_queue_depth')).toBe(2);
     expect(await sample(m, 'jaf_pool_utilization_ratio')).toBe(0.25);
     expect(await sample(m, 'jaf_pool_tasks_completed_total')).toBe(10);
-    stats = { threads: 4, inFlight: 1, completed: 15, utilization: 0.5 };
+    expect(await sample(m, 'jaf_pool_batches_total')).toBe(2);
+    expect(await sample(m, 'jaf_pool_batched_tasks_total')).toBe(9);
+    stats = { threads: 4, inFlight: 1, waiting: 0, completed: 15, utilization: 0.5, batches: 3, batchedTasks: 12 };
     expect(await sample(m, 'jaf_pool_queue_depth')).toBe(0);
     expect(await sample(m, 'jaf_pool_tasks_completed_total')).toBe(15);
+    expect(await sample(m, 'jaf_pool_batched_tasks_total')).toBe(12);
     // setSources merges: replacing the pool keeps activeRuns.
     m.setSources({ pool: () => undefined });
     expect(await sample(m, 'jaf_runs_active')).toBe(3);
@@ -237,7 +240,7 @@ describe('gauges read at scrape time', () => {
       activeRuns: () => {
         throw new Error('engine gone');
       },
-      pool: () => ({ threads: Number.NaN, inFlight: 1, completed: -1, utilization: 0.1 }),
+      pool: () => ({ threads: Number.NaN, inFlight: 1, waiting: 0, completed: -1, utilization: 0.1, batches: 0, batchedTasks: 0 }),
     });
     const text = await m.registry.metrics();
     expect(text).toContain('jaf_runs_active 0');
@@ -410,7 +413,7 @@ describe('bounded labels and naming', () => {
 
   it('follows Prometheus naming and never labels by id or path', async () => {
     const metrics = await noDefaults().registry.getMetricsAsJSON();
-    expect(metrics.length).toBe(21);
+    expect(metrics.length).toBe(23);
     for (const metric of metrics) {
       expect(metric.name, metric.name).toMatch(/^(jaf_|grpc_server_)[a-z_]+$/);
       if (String(metric.type) === 'counter') expect(metric.name).toMatch(/_total$/);
