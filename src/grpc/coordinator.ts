@@ -23,7 +23,7 @@ import { isFinished, type RunStore } from '../store/run-store.ts';
 import type { Tool } from '../tools/tool.ts';
 import { bearerTokenInterceptor } from './auth.ts';
 import { HealthWatchers } from './health-watchers.ts';
-import { isTerminalEvent, runEventToProto, runToProto, toolToProto, type Message } from './mapping.ts';
+import { isTerminalEvent, runEventToProto, runSummaryToProto, runToProto, toolToProto, type Message } from './mapping.ts';
 import { WORKFLOW_SERVICE_NAME, reflectionPackageDefinition, workflowServiceDefinition } from './proto.ts';
 import { afterSeqOf, CoordinatorError, decodePageToken, encodePageToken, pageSizeOf, resourceId, RUN_STATUSES, toList, type AnyRequest } from './requests.ts';
 import { RunLauncher, type StartedRun } from './run-launcher.ts';
@@ -133,7 +133,7 @@ export async function createCoordinator(options: CoordinatorOptions): Promise<Co
       limit: pageSize + 1,
     });
     const page = records.slice(0, pageSize);
-    const runs = await Promise.all(page.map(async (record) => runToProto(record, await store.readEvents(record.runId), false)));
+    const runs = await Promise.all(page.map(async (record) => runSummaryToProto(record, await store.readFirstAndLastEvents(record.runId))));
     const last = page[page.length - 1];
     return {
       runs,

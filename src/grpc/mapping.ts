@@ -3,7 +3,7 @@
  * with the loader options of proto.ts: camelCase fields, enums as their names, int64 as strings).
  */
 import type { StepKind } from '../definition/types.ts';
-import type { RunEvent, RunStartedEvent, RunStatus, StepResultData } from '../engine/events.ts';
+import type { RunEvent, RunFinishedEvent, RunStartedEvent, RunStatus, StepResultData } from '../engine/events.ts';
 import { RunProjection } from '../engine/run-projection.ts';
 import type { StepError } from '../errors.ts';
 import type { RunRecord } from '../store/run-store.ts';
@@ -105,7 +105,7 @@ export function runEventToProto(event: RunEvent): Message {
     case 'run_completed':
     case 'run_failed':
     case 'run_cancelled': {
-      const status: RunStatus = event.type === 'run_completed' ? 'completed' : event.type === 'run_failed' ? 'failed' : 'cancelled';
+      const status = finishedStatus(event);
       return {
         ...base,
         runFinished: { status: runStatusToProto(status), error: stepErrorToProto(stripStepPath(event.error)), errorStepPath: event.error?.stepPath ?? '' },
@@ -120,10 +120,10 @@ export function isTerminalEvent(event: RunEvent): boolean {
 }
 
 /**
- * A Run message from its store record and its events (folded with RunProjection). With
- * `withStepResults`, the results of finished steps in the order they (last) finished.
+ * GetRun's Run: from its store record and its whole history (folded with RunProjection), with the
+ * results of finished steps in the order they (last) finished.
  */
-export function runToProto(record: RunRecord, events: readonly RunEvent[], withStepResults = true): Message {
+export function runToProto(record: RunRecord, events: readonly RunEvent[]): Message {
   const projection = new RunProjection(record.runId);
   const finishedOrder = new Map<string, StepResultData>();
   let started: RunStartedEvent | undefined;
@@ -136,25 +136,69 @@ export function runToProto(record: RunRecord, events: readonly RunEvent[], withS
       finishedOrder.set(event.path, event.result);
     }
   }
+  return runMessage(record, {
+    // The store's record may run ahead of the events read; the projection is what the events say.
+    status: events.length > 0 ? projection.status : record.status,
+    lastSeq: projection.lastSeq,
+    started,
+    totalSteps: started?.totalSteps ?? projection.totalSteps,
+    finishedAt: projection.endedAt ?? record.finishedAt,
+    error: projection.error,
+    stepResults: [...finishedOrder.values()],
+  });
+}
+
+/**
+ * ListRuns' Run: from the record and the run's first and last events only (its input, and how it
+ * ended), so a page costs two rows per run however long each history is. No step results.
+ */
+export function runSummaryToProto(record: RunRecord, ends: { readonly first: RunEvent; readonly last: RunEvent } | undefined): Message {
+  const started = ends?.first.type === 'run_started' ? ends.first : undefined;
+  const last = ends?.last;
+  const finished = last !== undefined && isTerminalEvent(last) ? (last as RunFinishedEvent) : undefined;
+  return runMessage(record, {
+    status: finished === undefined ? record.status : finishedStatus(finished),
+    lastSeq: last?.seq ?? 0,
+    started,
+    totalSteps: started?.totalSteps ?? 0,
+    finishedAt: finished?.at ?? record.finishedAt,
+    error: finished?.error,
+    stepResults: [],
+  });
+}
+
+interface RunFacts {
+  readonly status: RunStatus;
+  readonly lastSeq: number;
+  readonly started: RunStartedEvent | undefined;
+  readonly totalSteps: number;
+  readonly finishedAt: number | undefined;
+  readonly error: (StepError & { readonly stepPath?: string }) | undefined;
+  readonly stepResults: readonly StepResultData[];
+}
+
+function runMessage(record: RunRecord, facts: RunFacts): Message {
   const message: Message = {
     name: runName(record.runId),
     runId: record.runId,
     workflow: workflowName(record.workflowId),
     definitionHash: record.definitionHash,
-    // The store's record may run ahead of the events read; the projection is what the events say.
-    status: runStatusToProto(events.length > 0 ? projection.status : record.status),
+    status: runStatusToProto(facts.status),
     createTime: toProtoTimestamp(record.createdAt),
-    lastSeq: String(Math.max(projection.lastSeq, 0)),
-    totalSteps: started?.totalSteps ?? projection.totalSteps,
-    errorStepPath: projection.error?.stepPath ?? '',
-    stepResults: withStepResults ? [...finishedOrder.values()].map(stepResultToProto) : [],
+    lastSeq: String(Math.max(facts.lastSeq, 0)),
+    totalSteps: facts.totalSteps,
+    errorStepPath: facts.error?.stepPath ?? '',
+    stepResults: facts.stepResults.map(stepResultToProto),
   };
-  const finishedAt = projection.endedAt ?? record.finishedAt;
-  if (finishedAt !== undefined) message.finishTime = toProtoTimestamp(finishedAt);
-  if (started !== undefined) Object.assign(message, inputToProto(started));
-  const error = stepErrorToProto(stripStepPath(projection.error));
+  if (facts.finishedAt !== undefined) message.finishTime = toProtoTimestamp(facts.finishedAt);
+  if (facts.started !== undefined) Object.assign(message, inputToProto(facts.started));
+  const error = stepErrorToProto(stripStepPath(facts.error));
   if (error !== undefined) message.error = error;
   return message;
+}
+
+function finishedStatus(event: RunFinishedEvent): RunStatus {
+  return event.type === 'run_completed' ? 'completed' : event.type === 'run_failed' ? 'failed' : 'cancelled';
 }
 
 export function toolToProto(tool: Tool): Message {

@@ -97,6 +97,11 @@ export class MemoryRunStore implements RunStore {
     return (this.#runs.get(runId)?.events ?? []).filter((e) => e.seq > afterSeq);
   }
 
+  async readFirstAndLastEvents(runId: string): Promise<{ first: RunEvent; last: RunEvent } | undefined> {
+    const events = this.#runs.get(runId)?.events;
+    return events === undefined || events.length === 0 ? undefined : { first: events[0]!, last: events[events.length - 1]! };
+  }
+
   async getRun(runId: string): Promise<RunRecord | undefined> {
     return this.#runs.get(runId)?.record;
   }

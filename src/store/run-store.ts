@@ -81,6 +81,11 @@ export interface RunStore {
   append(events: readonly RunEvent[]): Promise<void>;
   /** Events of a run with seq > afterSeq, in order. */
   readEvents(runId: string, afterSeq?: number): Promise<RunEvent[]>;
+  /**
+   * A run's first event (its run_started) and its last one, without reading what lies between: what a
+   * run listing shows (input, status, error) costs two rows however long the run's history is.
+   */
+  readFirstAndLastEvents(runId: string): Promise<{ readonly first: RunEvent; readonly last: RunEvent } | undefined>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   listRuns(query: RunQuery): Promise<RunRecord[]>;
   /** Runs that were started and never finished: what recovery resumes. */

@@ -115,6 +115,8 @@ export class SqliteRunStore implements RunStore {
       runNum: db.prepare('SELECT run_num FROM runs WHERE run_id = ?').pluck(),
       getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
       readEvents: db.prepare(`SELECT body FROM run_events WHERE id > (${firstEventId} | ?) AND id <= ${lastEventId} ORDER BY id`).pluck(),
+      firstEvent: db.prepare(`SELECT body FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId} ORDER BY id LIMIT 1`).pluck(),
+      lastEvent: db.prepare(`SELECT body FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId} ORDER BY id DESC LIMIT 1`).pluck(),
       deleteEvents: db.prepare(`DELETE FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId}`),
       deleteResults: db.prepare('DELETE FROM step_results WHERE run_num = ?'),
       deleteRequestsOf: db.prepare('DELETE FROM run_requests WHERE run_id = ?'),
@@ -243,6 +245,14 @@ export class SqliteRunStore implements RunStore {
     if (num === undefined) return [];
     const after = afterSeq >= maxEventSeq ? maxEventSeq : afterSeq > 0 ? Math.floor(afterSeq) : 0;
     return (this.#statements.readEvents.all(num, after, num) as string[]).map((body) => JSON.parse(body) as RunEvent);
+  }
+
+  async readFirstAndLastEvents(runId: string): Promise<{ first: RunEvent; last: RunEvent } | undefined> {
+    const num = this.#statements.runNum.get(runId) as number | undefined;
+    if (num === undefined) return undefined;
+    const first = this.#statements.firstEvent.get(num, num) as string | undefined;
+    const last = this.#statements.lastEvent.get(num, num) as string | undefined;
+    return first === undefined || last === undefined ? undefined : { first: JSON.parse(first) as RunEvent, last: JSON.parse(last) as RunEvent };
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

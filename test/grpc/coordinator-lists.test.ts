@@ -187,6 +187,27 @@ describe('ListRuns', () => {
     expect(runs.every((r) => (r.stepResults as unknown[]).length === 0)).toBe(true);
   });
 
+  it('shows each run as GetRun does, less its step results, from its first and last events only', async () => {
+    const readEvents = store.readEvents.bind(store);
+    let fullReads = 0;
+    store.readEvents = (...args) => {
+      fullReads += 1;
+      return readEvents(...args);
+    };
+    try {
+      const { runs } = await allRunPages({ pageSize: 3 });
+      expect(fullReads).toBe(0);
+      for (const listed of runs) {
+        const full = await unary('getRun', { name: listed.name as string });
+        expect((full.stepResults as unknown[]).length).toBeGreaterThan(0);
+        expect(listed).toEqual({ ...full, stepResults: [] });
+      }
+      expect(runs.some((r) => r.status === 'RUN_STATUS_FAILED' && (r.error as { code: string }).code === 'NOPE' && r.errorStepPath === 's')).toBe(true);
+    } finally {
+      store.readEvents = readEvents;
+    }
+  });
+
   it('filters by status and by workflow', async () => {
     const failed = await allRunPages({ status: 'RUN_STATUS_FAILED', pageSize: 1 });
     expect(failed.pages).toHaveLength(2);

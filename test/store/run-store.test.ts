@@ -62,6 +62,19 @@ describe.each(stores)('RunStore contract: %s', (_name, open) => {
     await store.close();
   });
 
+  it('reads a run\'s first and last events alone, next to other runs\' histories', async () => {
+    const store = open();
+    expect(await store.readFirstAndLastEvents('nobody')).toBeUndefined();
+    await store.append([started('r1')]);
+    expect(await store.readFirstAndLastEvents('r1')).toEqual({ first: started('r1'), last: started('r1') });
+    await store.append([started('r2', 2), stepStarted('r2', 2, 'x')]);
+    await store.append([stepStarted('r1', 2, 'a'), stepDone('r1', 3, 'a')]);
+    await store.append([runDone('r1', 4)]);
+    expect(await store.readFirstAndLastEvents('r1')).toEqual({ first: started('r1'), last: runDone('r1', 4) });
+    expect(await store.readFirstAndLastEvents('r2')).toEqual({ first: started('r2', 2), last: stepStarted('r2', 2, 'x') });
+    await store.close();
+  });
+
   it('refuses a gap in seq and a second final result for a step path', async () => {
     const store = open();
     await store.append([started('r2')]);
