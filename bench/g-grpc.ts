@@ -21,7 +21,7 @@ import { siblingModule } from '../src/tools/tool.ts';
 import { expectCompleted, silentLogger, timeMs, withConcurrency, type Progress } from './common.ts';
 import type { ClientJob, ClientReport } from './grpc-clients.ts';
 import { verdictOf, type FigureResult, type Target } from './report.ts';
-import { fmt, pairedRatios, summarize } from './stats.ts';
+import { fmt, fmtSummary, pairedRatios, summarize } from './stats.ts';
 
 const steps = 10;
 const DOCUMENT = `id: grpc-bench\nsteps:\n${Array.from({ length: steps }, (_v, i) => `  - id: s${i}\n    tool: noop\n`).join('')}`;
@@ -121,6 +121,43 @@ async function rawStreamServer(count: number) {
   return { address: `127.0.0.1:${port}`, sent, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
 }
 
+/**
+ * A bare grpc-js ExecuteWorkflow: each call gets the messages of a finished 10-step run (the same
+ * RunEvents, mapped the same way), written at once, then ends. No engine, no store: what the transport
+ * alone allows the same 64 clients on this machine, the ceiling any coordinator here can reach.
+ */
+async function rawExecuteServer() {
+  let calls = 0;
+  const server = new Server();
+  server.addService(workflowServiceDefinition, {
+    executeWorkflow: (call: ServerWritableStream<unknown, unknown>) => {
+      const runId = `raw-${++calls}`;
+      const at = Date.now();
+      const events: RunEvent[] = [
+        { type: 'run_started', seq: 1, runId, at, workflowId: 'grpc-bench', workflowName: 'grpc-bench', definitionHash: 'raw', totalSteps: steps, input: { workflowId: 'raw', userContext: null, initialData: {}, variables: {}, metadata: {} } },
+      ];
+      for (let i = 0; i < steps; i++) {
+        const path = `s${i}`;
+        events.push({ type: 'step_started', seq: events.length + 1, runId, at, path, parent: undefined, stepId: path, kind: 'tool', attempt: 1 });
+        events.push({
+          type: 'step_completed',
+          seq: events.length + 1,
+          runId,
+          at,
+          path,
+          parent: undefined,
+          result: { stepId: path, path, kind: 'tool', status: 'completed', output: undefined, executionTimeMs: 0.01, attempts: 1 },
+        });
+      }
+      events.push({ type: 'run_completed', seq: events.length + 1, runId, at });
+      for (const event of events) call.write(runEventToProto(event));
+      call.end();
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
 function latencies(sent: ReadonlyMap<string, number>, arrivals: Readonly<Record<string, number>>): number[] {
   const out: number[] = [];
   for (const [key, at] of Object.entries(arrivals)) {
@@ -143,10 +180,13 @@ export async function benchG(rounds: number, warmup: number, progress: Progress)
   const g2p99: number[] = [];
   const rawP50: number[] = [];
   const rawP99: number[] = [];
+  const transport: number[] = [];
+  const transportServer = await rawExecuteServer();
   try {
     for (let round = 0; round < warmup + rounds; round++) {
       const inProcessMs = await timeMs(() => withConcurrency(runsPerRound, inFlight, setup.inProcess));
       const remote = await clients.run({ address: setup.address, workflow: 'workflows/grpc-bench', clients: inFlight, runs: runsPerRound, keepArrivals: false, method: 'executeWorkflow' });
+      const bare = await clients.run({ address: transportServer.address, workflow: 'workflows/raw', clients: inFlight, runs: runsPerRound, keepArrivals: false, method: 'executeWorkflow' });
 
       setup.recordCommits(true);
       const measured = await clients.run({ address: setup.address, workflow: 'workflows/grpc-bench', clients: 1, runs: latencyRuns, keepArrivals: true, method: 'executeWorkflow' });
@@ -158,6 +198,7 @@ export async function benchG(rounds: number, warmup: number, progress: Progress)
       const rawLat = latencies(raw.sent, rawReport.arrivals);
       if (round < warmup) continue;
       g1.push((runsPerRound * steps) / (remote.ms / 1000));
+      transport.push((runsPerRound * steps) / (bare.ms / 1000));
       d2.push((runsPerRound * steps) / (inProcessMs / 1000));
       g2p50.push(percentile(lat, 50));
       g2p99.push(percentile(lat, 99));
@@ -169,6 +210,7 @@ export async function benchG(rounds: number, warmup: number, progress: Progress)
     }
   } finally {
     await clients.close();
+    await transportServer.close();
     await setup.close();
   }
   const g1Summary = summarize(g1);
@@ -186,7 +228,10 @@ export async function benchG(rounds: number, warmup: number, progress: Progress)
       ratio: { label: 'gRPC / in-process', summary: g1Ratio },
       target: g1Target,
       verdict: verdictOf(g1Target, g1Summary, g1Ratio),
-      notes: ['each run streams all its events (22) to its client; clients run in a worker thread, so client and coordinator each get a core'],
+      notes: [
+        'each run streams all its events (22) to its client; clients run in a worker thread, so client and coordinator each get a core',
+        `transport alone (bare grpc-js ExecuteWorkflow writing the same 22 messages per call, no engine, no store), same clients and rounds: ${fmtSummary(summarize(transport), 'steps/s')}; / in-process, paired: ${fmtSummary(summarize(pairedRatios(transport, d2)), '×')}; coordinator / transport alone: ${fmtSummary(summarize(pairedRatios(g1, transport)), '×')}`,
+      ],
     },
     {
       id: 'G2',
