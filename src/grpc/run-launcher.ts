@@ -9,6 +9,7 @@
  * content is refused with REQUEST_ID_REUSED.
  */
 import { createHash } from 'node:crypto';
+import { configure } from 'safe-stable-stringify';
 import { WorkflowContext } from '../context.ts';
 import type { WorkflowEngine } from '../engine/engine.ts';
 import type { RunEvent } from '../engine/events.ts';
@@ -205,17 +206,24 @@ function reused(requestId: string): CoordinatorError {
 }
 
 /** What identifies a StartRun request's content (everything but the request_id). */
+/** JSON with object keys sorted, so that equal values always read the same. */
+const canonicalJson = configure({ deterministic: true, circularValue: Error, bigint: false, strict: true });
+
+/**
+ * What makes two StartRun requests the same, whatever order their Struct fields were encoded in
+ * (protobuf leaves map order to the encoder): the Structs as JSON with sorted keys.
+ */
 function requestFingerprint(request: AnyRequest): string {
-  const content = JSON.stringify([
+  const content = canonicalJson([
     request.workflow,
     request.definitionHash ?? '',
-    request.variables ?? null,
-    request.metadata ?? null,
-    request.userContext ?? null,
+    jsonObject(request.variables) ?? null,
+    jsonObject(request.metadata) ?? null,
+    jsonObject(request.userContext) ?? null,
     request.runId ?? '',
     String(request.tokenBudget ?? 0),
     request.recordModelResponses === true,
     request.replayModelResponsesFrom ?? '',
   ]);
-  return createHash('sha256').update(content).digest('hex');
+  return createHash('sha256').update(content ?? '').digest('hex');
 }

@@ -244,6 +244,20 @@ describe('coordinator over a real server, engine and store', () => {
     expect(reused.code).toBe(status.FAILED_PRECONDITION);
   });
 
+  it('a retried StartRun is the same request whatever order its map fields were encoded in', async () => {
+    // Protobuf leaves the order of map entries (Struct fields) to the encoder: a client in another
+    // language, or a proxy, may send the same variables in another order.
+    const variables = toProtoStruct({ who: 'ada', x: 4, nested: { b: [1, { d: 2, c: 3 }], a: null } });
+    const reordered = toProtoStruct({ nested: { a: null, b: [1, { c: 3, d: 2 }] }, x: 4, who: 'ada' });
+    const first = await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables });
+    const second = await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables: reordered });
+    expect(second.runId).toBe(first.runId);
+    // Array order is meaning, not encoding: it still makes another request.
+    const swapped = toProtoStruct({ who: 'ada', x: 4, nested: { b: [{ d: 2, c: 3 }, 1], a: null } });
+    const reused = await failure(unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables: swapped }));
+    expect(reused.code).toBe(status.FAILED_PRECONDITION);
+  });
+
   it('StartRun with a client-chosen run_id; the same run_id again is ALREADY_EXISTS', async () => {
     const run = await unary('startRun', startRequest({ runId: 'my-run-1' }));
     expect(run.name).toBe('runs/my-run-1');
