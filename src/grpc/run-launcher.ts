@@ -45,7 +45,8 @@ export interface StartedRun {
 export class RunLauncher {
   readonly #options: LauncherOptions;
   /** Runs started here and not settled: their AbortController, for CancelRun. */
-  readonly #active = new Map<string, AbortController>();
+  /** Runs launched here and not finished: their controller, and their start (run_started stored). */
+  readonly #active = new Map<string, { readonly controller: AbortController; readonly started: Promise<string> }>();
   /** Starts in flight by request_id: a concurrent duplicate joins the first instead of racing it. */
   readonly #starting = new Map<string, { readonly fingerprint: string; readonly runId: Promise<string> }>();
   /** The createdAt of the last request_id claimed here: each claim gets its own, so a claim can tell whether it stored the record. */
@@ -86,7 +87,7 @@ export class RunLauncher {
 
   /** The controller of a run executing here, if any. */
   controller(runId: string): AbortController | undefined {
-    return this.#active.get(runId);
+    return this.#active.get(runId)?.controller;
   }
 
   async #startOnce(request: AnyRequest, requestId: string, fingerprint: string, observer: RunObserver | undefined): Promise<StartedRun> {
@@ -99,8 +100,11 @@ export class RunLauncher {
     if (claimed.fingerprint !== fingerprint) throw reused(requestId);
     // With a client-chosen run_id an earlier claim names the same run id: its createdAt tells it apart.
     const earlier = claimed.runId !== mine || claimed.createdAt !== createdAt;
-    if (earlier && (this.#active.has(claimed.runId) || (await store.getRun(claimed.runId)) !== undefined)) {
-      return { runId: claimed.runId, execution: undefined };
+    if (earlier) {
+      // Still starting here (an earlier call timed out waiting for it): this call waits for that start.
+      const launching = this.#active.get(claimed.runId);
+      if (launching !== undefined) return { runId: await this.#startedInTime(launching.started), execution: undefined };
+      if ((await store.getRun(claimed.runId)) !== undefined) return { runId: claimed.runId, execution: undefined };
     }
     // Ours, or claimed by a coordinator that stopped before the run started: start it under the claimed id.
     try {
@@ -121,7 +125,7 @@ export class RunLauncher {
   }
 
   async #launch(request: AnyRequest, runId: string, checkUnused: boolean, observer: RunObserver | undefined): Promise<StartedRun> {
-    const { engine, store, catalog, startTimeoutMs } = this.#options;
+    const { engine, store, catalog } = this.#options;
     const { workflow } = await catalog.resolve(resourceId(request.workflow, 'workflows', 'workflow'), typeof request.definitionHash === 'string' ? request.definitionHash : undefined);
     if (checkUnused && (this.#active.has(runId) || (await store.getRun(runId)) !== undefined)) {
       throw new CoordinatorError(CoordinatorErrorCode.RUN_ALREADY_EXISTS, `run ${runId} already exists`, 'run_id');
@@ -142,13 +146,15 @@ export class RunLauncher {
       throw new CoordinatorError(CoordinatorErrorCode.RUN_ALREADY_EXISTS, `run ${runId} already exists`, 'run_id');
     }
     const controller = new AbortController();
-    this.#active.set(runId, controller);
     let onStarted!: (runId: string) => void;
     let onFailed!: (err: unknown) => void;
     const started = new Promise<string>((resolve, reject) => {
       onStarted = resolve;
       onFailed = reject;
     });
+    started.catch(() => {}); // a caller that timed out no longer listens
+    const launching = { controller, started };
+    this.#active.set(runId, launching);
     const onEvent = (event: RunEvent): void => {
       if (event.type === 'run_started') onStarted(event.runId);
       observer?.(event);
@@ -169,15 +175,21 @@ export class RunLauncher {
     );
     void execution
       .finally(() => {
-        if (this.#active.get(runId) === controller) this.#active.delete(runId);
+        if (this.#active.get(runId) === launching) this.#active.delete(runId);
       })
       .catch(() => {});
+    return { runId: await this.#startedInTime(started), execution };
+  }
+
+  /** The run id once its run_started is stored, or StartTimeoutError after startTimeoutMs (the start goes on). */
+  async #startedInTime(started: Promise<string>): Promise<string> {
+    const { startTimeoutMs } = this.#options;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new StartTimeoutError(CoordinatorErrorCode.SHUTTING_DOWN, `the run did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
     });
     try {
-      return { runId: await Promise.race([started, timeout]), execution };
+      return await Promise.race([started, timeout]);
     } finally {
       clearTimeout(timer);
     }

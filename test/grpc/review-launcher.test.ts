@@ -110,22 +110,48 @@ describe('RunLauncher called directly (review)', () => {
   });
 });
 
-describe('a start that outlives startTimeoutMs (review)', () => {
-  it('the request_id keeps naming the run that started late: a retry returns it instead of starting a second run', async () => {
-    /** Holds every commit, in order, from the first run_started on until released, as a stalled disk would. */
-    class SlowStartStore extends MemoryRunStore {
-      release: (() => void) | undefined;
-      queue: Promise<unknown> | undefined;
-      override append(events: Parameters<MemoryRunStore['append']>[0]): Promise<void> {
-        if (this.queue === undefined && events.some((e) => e.type === 'run_started')) {
-          this.queue = new Promise<void>((resolve) => (this.release = resolve));
-        }
-        if (this.queue === undefined) return super.append(events);
-        const appended = this.queue.then(() => super.append(events));
-        this.queue = appended.catch(() => {});
-        return appended;
-      }
+/** Holds every commit, in order, from the first run_started on until released, as a stalled disk would. */
+class SlowStartStore extends MemoryRunStore {
+  release: (() => void) | undefined;
+  queue: Promise<unknown> | undefined;
+  override append(events: Parameters<MemoryRunStore['append']>[0]): Promise<void> {
+    if (this.queue === undefined && events.some((e) => e.type === 'run_started')) {
+      this.queue = new Promise<void>((resolve) => (this.release = resolve));
     }
+    if (this.queue === undefined) return super.append(events);
+    const appended = this.queue.then(() => super.append(events));
+    this.queue = appended.catch(() => {});
+    return appended;
+  }
+}
+
+describe('a start that outlives startTimeoutMs (review)', () => {
+  it('a retry while that start is still pending waits for it and answers with the run, not NOT_FOUND', async () => {
+    const slowStore = new SlowStartStore();
+    const slowEngine = new WorkflowEngine({ tools, store: slowStore, logger: quietLogger() });
+    const slow = await createCoordinator({ engine: slowEngine, store: slowStore, tools, logger: quietLogger(), startTimeoutMs: 300 });
+    const slowClient = new WorkflowServiceClient(`127.0.0.1:${slow.port}`, credentials.createInsecure()) as AnyClient;
+    try {
+      await callUnary(slowClient, 'createWorkflow', { document: ECHO });
+      const request = { workflow: 'workflows/echo', requestId: 'pending-start' };
+      const timedOut = await expectFailure(callUnary(slowClient, 'startRun', request));
+      expect(timedOut.code).toBe(status.UNAVAILABLE);
+      // The first start is still held by the store; the retry arrives, then the store catches up.
+      const retry = callUnary(slowClient, 'startRun', request);
+      setTimeout(() => slowStore.release!(), 100);
+      const retried = await retry;
+      expect(retried.name).toBe(`runs/${retried.runId as string}`);
+      const runs = (await callUnary(slowClient, 'listRuns', { workflow: 'workflows/echo' })).runs as Msg[];
+      expect(runs.map((r) => r.runId)).toEqual([retried.runId]);
+    } finally {
+      slowClient.close();
+      await slow.close(1000);
+      await slowEngine.close();
+      await slowStore.close();
+    }
+  });
+
+  it('the request_id keeps naming the run that started late: a retry returns it instead of starting a second run', async () => {
     const slowStore = new SlowStartStore();
     const slowEngine = new WorkflowEngine({ tools, store: slowStore, logger: quietLogger() });
     const slow = await createCoordinator({ engine: slowEngine, store: slowStore, tools, logger: quietLogger(), startTimeoutMs: 100 });
