@@ -10,12 +10,57 @@
 import { ErrorCode, stepError, type StepError } from '../errors.ts';
 import type { ChatMessage, ToolSchema } from './model-provider.ts';
 
-export interface TokenBudget {
+/**
+ * One budget (a step's, or the run's), shared by every request that must fit it. Requests in flight
+ * hold a reservation of their estimate, so concurrent requests (parallel agent steps) cannot together
+ * spend more than the budget: one that fits only once others have settled waits for them.
+ */
+export class TokenBudget {
   readonly scope: 'step' | 'run';
   readonly limit: number;
-  /** Tokens charged so far (shared by everything the budget covers). */
+  /** Tokens charged so far. */
   used: number;
+  /** Estimates of the requests in flight. */
+  reserved = 0;
+  #waiters: (() => void)[] = [];
+
+  constructor(scope: 'step' | 'run', limit: number, used = 0) {
+    this.scope = scope;
+    this.limit = limit;
+    this.used = used;
+  }
+
+  /** Wakes the requests waiting for reservations to settle. */
+  settled(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves at the next settlement (or at once if `signal` is aborted). */
+  nextSettlement(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve();
+      };
+      this.#waiters.push(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
 }
+
+/** An admitted request's hold on its budgets, until it settles with the tokens it really used. */
+export interface BudgetReservation {
+  settle(tokensUsed: number): void;
+}
+
+export type Admission = { readonly ok: true; readonly reservation: BudgetReservation } | { readonly ok: false; readonly error: StepError };
 
 /** Characters per token of the prompt estimate (English text averages about four). */
 export const CHARS_PER_TOKEN = 4;
@@ -39,23 +84,45 @@ export class BudgetGate {
     return this.#budgets.length === 0;
   }
 
-  /** The error to fail the step with if a request estimated at `estimate` tokens does not fit; else undefined. */
-  admit(estimate: number, agentName: string): StepError | undefined {
-    for (const budget of this.#budgets) {
-      const remaining = budget.limit - budget.used;
-      if (estimate > remaining) {
-        return stepError(
-          ErrorCode.BUDGET_EXCEEDED,
-          `agent ${agentName}: the next model request (about ${estimate} tokens) does not fit the ${budget.scope}'s token budget (${Math.max(0, remaining)} of ${budget.limit} left); it was not sent`,
-          { scope: budget.scope, limit: budget.limit, used: budget.used, estimate },
-        );
+  /**
+   * Admits a request estimated at `estimate` tokens: reserved on every budget, to be settled with what
+   * it used. A request that does not fit what is left even if every request in flight used nothing is
+   * refused (BUDGET_EXCEEDED, never sent); one that fits only once those settle waits for them.
+   */
+  async admit(estimate: number, agentName: string, signal?: AbortSignal): Promise<Admission> {
+    for (;;) {
+      const over = this.#budgets.find((budget) => estimate > budget.limit - budget.used);
+      if (over !== undefined) {
+        const remaining = over.limit - over.used;
+        return {
+          ok: false,
+          error: stepError(
+            ErrorCode.BUDGET_EXCEEDED,
+            `agent ${agentName}: the next model request (about ${estimate} tokens) does not fit the ${over.scope}'s token budget (${Math.max(0, remaining)} of ${over.limit} left); it was not sent`,
+            { scope: over.scope, limit: over.limit, used: over.used, estimate },
+          ),
+        };
       }
+      const busy = this.#budgets.find((budget) => estimate > budget.limit - budget.used - budget.reserved);
+      if (busy === undefined || signal?.aborted) break;
+      await busy.nextSettlement(signal);
     }
-    return undefined;
-  }
-
-  charge(tokens: number): void {
-    if (!(tokens > 0)) return;
-    for (const budget of this.#budgets) budget.used += tokens;
+    for (const budget of this.#budgets) budget.reserved += estimate;
+    let open = true;
+    const budgets = this.#budgets;
+    return {
+      ok: true,
+      reservation: {
+        settle(tokensUsed: number): void {
+          if (!open) return;
+          open = false;
+          for (const budget of budgets) {
+            budget.reserved -= estimate;
+            if (tokensUsed > 0) budget.used += tokensUsed;
+            budget.settled();
+          }
+        },
+      },
+    };
   }
 }

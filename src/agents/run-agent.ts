@@ -10,7 +10,7 @@ import { abortError } from '../engine/executor.ts';
 import type { Tool } from '../tools/tool.ts';
 import type { Agent } from './agent.ts';
 import { decideHandoff, handoffToolResult, handoffToolSchema, isHandoffCall, type AgentResolver, type HandoffDecision } from './handoff.ts';
-import { estimateRequestTokens, type BudgetGate } from './budget.ts';
+import { estimateRequestTokens, type BudgetGate, type BudgetReservation } from './budget.ts';
 import type { ChatMessage, ModelProvider, ModelResponse, ToolCall, ToolSchema } from './model-provider.ts';
 
 export interface AgentRunRequest {
@@ -86,14 +86,20 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
     const agent = active.agent;
     const onDelta = request.onDelta;
     // A request the budget refuses is not sent, so it is no turn.
-    const budget = request.budget;
-    if (budget !== undefined && !budget.empty) {
-      const refused = budget.admit(estimateRequestTokens(messages, active.tools, agent.maxTokens), agent.name);
-      if (refused !== undefined) return fail(refused);
-    }
     const provider = request.forcedProvider ?? agent.modelProvider ?? request.provider;
     if (provider === undefined) {
       return fail(stepError(ErrorCode.MODEL_INVALID_REQUEST, `agent ${agent.name} has no model provider (give it one, or the engine or the run one)`, undefined, false));
+    }
+    const budget = request.budget;
+    let reservation: BudgetReservation | undefined;
+    if (budget !== undefined && !budget.empty) {
+      const admitted = await budget.admit(estimateRequestTokens(messages, active.tools, agent.maxTokens), agent.name, signal);
+      if (!admitted.ok) return fail(admitted.error);
+      reservation = admitted.reservation;
+      if (signal.aborted) {
+        reservation.settle(0);
+        return fail(abortError(signal));
+      }
     }
     turns += 1;
     const turn = turns;
@@ -112,13 +118,15 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
         }),
       );
     } catch (err) {
+      // What a failed request used is unknown: it is charged nothing.
+      reservation?.settle(0);
       return fail(signal.aborted ? abortError(signal) : modelFailure(err));
     }
-    if (signal.aborted) return fail(abortError(signal));
     const spent = { prompt: response.usage?.promptTokens ?? 0, completion: response.usage?.completionTokens ?? 0 };
+    reservation?.settle(spent.prompt + spent.completion);
+    if (signal.aborted) return fail(abortError(signal));
     promptTokens += spent.prompt;
     completionTokens += spent.completion;
-    budget?.charge(spent.prompt + spent.completion);
     request.onResponse?.(turn, agent.name, response);
     const calls = response.message.toolCalls ?? [];
     if (calls.length === 0) return { ...finalAnswer(agent, response.message.content ?? '', usage()), agentName, handoffs };

@@ -2,7 +2,7 @@
  * A run's token budgets: the run's own and each agent step's (over all its attempts), shared by every
  * model request that must fit them. A recovered run starts from what its history says it used.
  */
-import { BudgetGate, type TokenBudget } from '../agents/budget.ts';
+import { BudgetGate, TokenBudget } from '../agents/budget.ts';
 import type { RunEvent } from './events.ts';
 
 export class RunBudgets {
@@ -13,7 +13,7 @@ export class RunBudgets {
 
   constructor(runLimit: number | undefined, history: readonly RunEvent[] | undefined) {
     this.#history = history;
-    this.#run = runLimit === undefined ? undefined : { scope: 'run', limit: runLimit, used: tokensIn(history) };
+    this.#run = runLimit === undefined ? undefined : new TokenBudget('run', runLimit, tokensIn(history));
   }
 
   get runLimit(): number | undefined {
@@ -26,7 +26,7 @@ export class RunBudgets {
     if (stepLimit !== undefined) {
       step = this.#steps.get(path);
       if (step === undefined) {
-        step = { scope: 'step', limit: stepLimit, used: tokensIn(this.#history, path) };
+        step = new TokenBudget('step', stepLimit, tokensIn(this.#history, path));
         this.#steps.set(path, step);
       }
     }

@@ -10,6 +10,7 @@ import {
   Agent,
   AgentStep,
   ErrorCode,
+  ParallelStep,
   parseWorkflowDocument,
   SqliteRunStore,
   Tool,
@@ -67,6 +68,35 @@ describe('token budgets', () => {
     expect(server.requests).toHaveLength(1);
     await expect(engine.executeWorkflow(workflow, ctx(), { tokenBudget: 0 })).rejects.toThrow(/tokenBudget must be an integer from 1/);
     expect(() => new AgentStep('x', 'writer').withTokenBudget(1.5)).toThrow(/tokenBudget/);
+  });
+});
+
+describe('token budgets shared by parallel agent steps', () => {
+  // maxTokens 600 makes each request's estimate a little over 600 tokens: two fit a 1,200 budget only one at a time.
+  const brief = new Agent({ name: 'brief', instructions: 'One word.', maxTokens: 600 });
+  const twoBranches = () =>
+    new WorkflowBuilder('parallel-budget')
+      .addStep(new ParallelStep('both', [new AgentStep('left', 'brief', 'go'), new AgentStep('right', 'brief', 'go')]))
+      .build();
+
+  it('a request that fits only once the one in flight settles waits for it, and is sent if it still fits', async () => {
+    const server = await startServer({ ...answer('a', { prompt_tokens: 20, completion_tokens: 10 }), delayMs: 150 }, answer('b', { prompt_tokens: 20, completion_tokens: 10 }));
+    const engine = engineWith({ agents: [brief], modelProvider: providerFor(server) });
+    const result = await engine.executeWorkflow(twoBranches(), ctx(), { tokenBudget: 1200 });
+    expect(result.status).toBe('completed');
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('branches in flight together cannot overspend the run budget: the second is refused once the first has used too much', async () => {
+    // Without reservations both requests went out at once and used 1,400 of the 1,200.
+    const server = await startServer({ ...answer('a', { prompt_tokens: 500, completion_tokens: 200 }), delayMs: 150 }, answer('never sent'));
+    const engine = engineWith({ agents: [brief], modelProvider: providerFor(server) });
+    const result = await engine.executeWorkflow(twoBranches(), ctx(), { tokenBudget: 1200 });
+    const branches = result.steps[0]!.children;
+    const refused = branches.find((b) => b.status === 'failed')!;
+    expect(refused.error).toMatchObject({ code: ErrorCode.BUDGET_EXCEEDED, details: { scope: 'run', limit: 1200, used: 700 } });
+    expect(branches.filter((b) => b.status === 'completed')).toHaveLength(1);
+    expect(server.requests).toHaveLength(1);
   });
 });
 
