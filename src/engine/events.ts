@@ -74,6 +74,13 @@ export interface StepRetryingEvent extends EventBase {
   readonly delayMs: number;
   /** Who asked for the retry: the step's retry policy or the workflow's error handler. */
   readonly reason: 'retry_policy' | 'error_handler';
+  /** The failed attempt's model tokens (agent steps): a recovered run's budgets count them. */
+  readonly usage?: AttemptUsage;
+}
+
+export interface AttemptUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
 }
 
 export interface StepFinishedEvent extends EventBase {

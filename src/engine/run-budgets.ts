@@ -36,7 +36,8 @@ export class RunBudgets {
 
 /**
  * Model tokens a recovered run (or one of its steps) already used, from its history: the recorded model
- * responses when it recorded them, else its finished agent steps' usage (the last attempt of each).
+ * responses when it recorded them, else what its agent attempts reported: the failed ones on their
+ * step_retrying events, the last one on the step's result. (A model call in flight at the crash is lost.)
  */
 function tokensIn(history: readonly RunEvent[] | undefined, path?: string): number {
   if (history === undefined) return 0;
@@ -48,6 +49,8 @@ function tokensIn(history: readonly RunEvent[] | undefined, path?: string): numb
     if (event.type === 'model_responded') {
       sawRecording = true;
       recorded += (event.response.usage?.promptTokens ?? 0) + (event.response.usage?.completionTokens ?? 0);
+    } else if (event.type === 'step_retrying') {
+      fromResults += (event.usage?.promptTokens ?? 0) + (event.usage?.completionTokens ?? 0);
     } else if ('result' in event && event.result.kind === 'agent') {
       const usage = event.result.metadata?.usage as { promptTokens?: number; completionTokens?: number } | undefined;
       fromResults += (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);

@@ -21,7 +21,7 @@ import { attemptRunners, replayers } from './attempts.ts';
 import { Cancellation, cancellationError, type LinkedCancellation } from './cancellation.ts';
 import type { Clock } from './clock.ts';
 import type { Deadlines } from './deadlines.ts';
-import { finishedEventType, type FinishedStepStatus, type NewRunEvent, type NewStepEvent, type RunEvent, type StepResultData } from './events.ts';
+import { finishedEventType, type AttemptUsage, type FinishedStepStatus, type NewRunEvent, type NewStepEvent, type RunEvent, type StepResultData } from './events.ts';
 import type { ToolExecutor } from './executor.ts';
 import type { RunJournal } from './journal.ts';
 import { nextDelayMs, shouldRetry } from './retry.ts';
@@ -199,7 +199,7 @@ export class Run implements AttemptEnv {
       if (decision.action !== 'retry' || !started || handlerRetries >= this.#deps.limits.maxHandlerRetries || this.#root.aborted) break;
       handlerRetries += 1;
       const delayMs = Math.round(clamp(decision.delaySeconds, 0, Limits.maxTimeoutSeconds) * 1000);
-      this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler' });
+      this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler', ...usageOf(step.result.metadata) });
       await this.#deps.clock.sleep(delayMs, this.#root.signal);
       step = await this.executeStep(def, ctx, scope);
     }
@@ -333,7 +333,7 @@ export class Run implements AttemptEnv {
           const { error } = outcome;
           if (!shouldRetry(error, def.retry, attemptsMade)) return settle('failed', ctx, attempt, undefined, error, outcome.metadata);
           const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random(), error);
-          this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy' });
+          this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy', ...usageOf(outcome.metadata) });
           this.#log((logger) => logger.logStepRetry(def.id, error, delayMs, this.#stepInfo(path, def.kind, attempt)));
           await this.#deps.clock.sleep(delayMs, scope.cancellation.signal);
         }
@@ -489,4 +489,11 @@ function safeJson(value: unknown): string {
 function handled(ack: Promise<void> | undefined): Promise<void> | undefined {
   ack?.catch(() => {});
   return ack;
+}
+
+/** An agent attempt's token use, from its result metadata, for its step_retrying event. */
+function usageOf(metadata: Readonly<Record<string, unknown>> | undefined): { usage?: AttemptUsage } {
+  const usage = metadata?.usage as { promptTokens?: unknown; completionTokens?: unknown } | undefined;
+  if (typeof usage?.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return {};
+  return { usage: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens } };
 }

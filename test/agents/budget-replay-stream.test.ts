@@ -71,6 +71,25 @@ describe('token budgets', () => {
   });
 });
 
+describe('tokens of failed attempts', () => {
+  it('a retried agent attempt stores its usage on step_retrying, so a recovered run counts it', async () => {
+    const store = SqliteRunStore.open({ path: join(dir, 'retry-usage.db') });
+    try {
+      const strict = new Agent({ name: 'strict', instructions: 'Answer in JSON.', outputSchema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } });
+      const server = await startServer(answer('not json', { prompt_tokens: 100, completion_tokens: 20 }), answer('{"ok":true}', { prompt_tokens: 50, completion_tokens: 10 }));
+      const engine = engineWith({ agents: [strict], modelProvider: providerFor(server), store });
+      const workflow = new WorkflowBuilder('retry-usage').addStep(new AgentStep('ask', 'strict', 'go').withRetry(1)).build();
+      const result = await engine.executeWorkflow(workflow, ctx(), { runId: 'retry-usage-run' });
+      expect(result.status).toBe('completed');
+      expect(result.steps[0]!.metadata.usage).toMatchObject({ promptTokens: 50, completionTokens: 10 });
+      const retrying = (await store.readEvents('retry-usage-run')).filter((e) => e.type === 'step_retrying');
+      expect(retrying).toMatchObject([{ path: 'ask', attempt: 1, error: { code: ErrorCode.AGENT_OUTPUT_INVALID }, usage: { promptTokens: 100, completionTokens: 20 } }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('token budgets shared by parallel agent steps', () => {
   // maxTokens 600 makes each request's estimate a little over 600 tokens: two fit a 1,200 budget only one at a time.
   const brief = new Agent({ name: 'brief', instructions: 'One word.', maxTokens: 600 });
