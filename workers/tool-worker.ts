@@ -6,7 +6,6 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import {
-  BatchControl,
   decodeTask,
   encodeOutput,
   idempotencyKey,
@@ -17,6 +16,7 @@ import {
   type ToolTask,
   type WireBatch,
   type WireTask,
+  TaskSlot,
 } from '../src/engine/worker-protocol.ts';
 import { ErrorCode, stepError, toStepError } from '../src/errors.ts';
 
@@ -75,34 +75,55 @@ function runOne(wire: WireTask): ToolOutcome | Promise<ToolOutcome> {
 }
 
 /**
- * Runs a batch's tasks one after another, noting in shared memory which one is running (so that the
- * engine knows which task a thread fault belongs to) and skipping those the engine cancelled before
- * they started.
+ * Runs a batch's tasks one after another. Each task's slot in the shared `control` array says where it
+ * is: the thread claims it (pending -> started) before running it, and skips it if the engine has
+ * claimed it first (pending -> skipped, the task was cancelled before its turn); so the engine knows
+ * which task a thread fault belongs to. A task's time excludes loading its module.
  */
 function runBatch({ tasks, control }: WireBatch): BatchOutcome | Promise<BatchOutcome> {
-  const outcomes: (ToolOutcome | null)[] = new Array<ToolOutcome | null>(tasks.length).fill(null);
-  const ms: number[] = new Array<number>(tasks.length).fill(0);
+  const outcomes = new Array<ToolOutcome | null>(tasks.length).fill(null);
+  const ms = new Array<number>(tasks.length).fill(0);
+  const finish = (i: number, outcome: ToolOutcome, took: number): void => {
+    outcomes[i] = outcome;
+    ms[i] = took;
+    Atomics.store(control, i, TaskSlot.done);
+  };
   const from = (first: number): BatchOutcome | Promise<BatchOutcome> => {
     for (let i = first; i < tasks.length; i++) {
-      // Store, then load: with the engine's store-then-load on cancel, one side always sees the other.
-      Atomics.store(control, BatchControl.running, i);
-      if (Atomics.load(control, BatchControl.skipSlot(i)) !== 0) continue;
-      const started = performance.now();
-      const produced = runOne(tasks[i]!);
-      if (isPromiseLike(produced)) {
-        return Promise.resolve(produced).then((outcome) => {
-          outcomes[i] = outcome;
-          ms[i] = performance.now() - started;
+      if (Atomics.compareExchange(control, i, TaskSlot.pending, TaskSlot.started) !== TaskSlot.pending) continue;
+      const task = decodeTask(tasks[i]!);
+      const tool = ready.get(task.moduleUrl);
+      const timed = tool === undefined ? loadThenTime(task) : timedRun(tool, task);
+      if (isPromiseLike(timed)) {
+        return Promise.resolve(timed).then(([outcome, took]) => {
+          finish(i, outcome, took);
           return from(i + 1);
         });
       }
-      outcomes[i] = produced;
-      ms[i] = performance.now() - started;
+      finish(i, timed[0], timed[1]);
     }
-    Atomics.store(control, BatchControl.running, tasks.length);
     return { outcomes, ms };
   };
   return from(0);
+}
+
+type Timed = readonly [outcome: ToolOutcome, ms: number];
+
+function timedRun(tool: ToolFunction, task: ToolTask): Timed | Promise<Timed> {
+  const started = performance.now();
+  const produced = run(tool, task);
+  if (!isPromiseLike(produced)) return [produced, performance.now() - started];
+  return Promise.resolve(produced).then((outcome): Timed => [outcome, performance.now() - started]);
+}
+
+async function loadThenTime(task: ToolTask): Promise<Timed> {
+  let tool: ToolFunction;
+  try {
+    tool = await loadTool(task.moduleUrl);
+  } catch (err) {
+    return [moduleInvalid(task, err), 0];
+  }
+  return timedRun(tool, task);
 }
 
 async function loadAndRun(task: ToolTask): Promise<ToolOutcome> {
@@ -110,14 +131,19 @@ async function loadAndRun(task: ToolTask): Promise<ToolOutcome> {
   try {
     tool = await loadTool(task.moduleUrl);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+    return moduleInvalid(task, err);
   }
   return run(tool, task);
 }
 
+function moduleInvalid(task: ToolTask, err: unknown): ToolOutcome {
+  const reason = err instanceof Error ? err.message : String(err);
+  return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+}
+
 function run(tool: ToolFunction, task: ToolTask): ToolOutcome | Promise<ToolOutcome> {
   let produced: unknown;
+  let pending: boolean;
   try {
     produced = tool(task.args, {
       idempotencyKey: idempotencyKey(task.runId, task.stepPath),
@@ -127,10 +153,12 @@ function run(tool: ToolFunction, task: ToolTask): ToolOutcome | Promise<ToolOutc
       stepPath: task.stepPath,
       userContext: task.userContext,
     });
+    // Inside the try: reading `then` runs the returned object's getter, which may throw.
+    pending = isPromiseLike(produced);
   } catch (err) {
     return { error: toStepError(err) };
   }
-  if (!isPromiseLike(produced)) return encode(produced, task.maxOutputBytes);
+  if (!pending) return encode(produced, task.maxOutputBytes);
   return Promise.resolve(produced).then(
     (output) => encode(output, task.maxOutputBytes),
     (err: unknown): ToolOutcome => ({ error: toStepError(err) }),

@@ -2,8 +2,8 @@
  * Which module tools are fast enough to share a thread hop with others. A Piscina task costs the main
  * thread about as much as a whole no-op step does (a structured clone and a message each way), so
  * under a backlog the pool sends several fast tasks to a thread as one batch. A tool earns that by
- * finishing quickly `streakToBatch` times in a row; one slow run or one thread fault takes it away, so a
- * tool that turns slow holds up at most one batch.
+ * finishing quickly `streakToBatch` times in a row; one run timed slow on the thread, or one run killed
+ * or crashing its thread, takes it away, so a tool that turns slow holds up at most one batch per thread.
  */
 export interface PoolBatchingOptions {
   /** Most tasks in one batch. Default 16. */

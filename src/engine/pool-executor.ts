@@ -6,7 +6,8 @@ import { Cancellation, cancellationError } from './cancellation.ts';
 import type { InvocationOutcome, ToolInvocation } from './executor.ts';
 import { defaultBatchMaxTasks, defaultBatchMaxToolMs, FastToolTracker, type PoolBatchingOptions } from './pool-batching.ts';
 import { noop, WaitQueue, type Waiting } from './pool-queue.ts';
-import { BatchControl, decodeOutput, encodeTask, type BatchOutcome, type ToolOutcome, type WireBatch, type WireTask } from './worker-protocol.ts';
+import { BatchInFlight } from './pool-batch.ts';
+import { decodeOutput, encodeTask, type BatchOutcome, type ToolOutcome, type WireBatch, type WireTask } from './worker-protocol.ts';
 
 export interface PoolResourceLimits {
   readonly maxOldGenerationSizeMb?: number;
@@ -132,14 +133,18 @@ export class PoolToolExecutor {
       maxOutputBytes: invocation.maxOutputBytes,
     });
     if (this.#running < this.#threads) {
-      this.#onWait?.(0);
+      try {
+        this.#onWait?.(0);
+      } catch {
+        // A metrics callback must not break dispatch.
+      }
       return this.#dispatch(task, cancellation, tool.name, moduleUrl);
     }
     if (this.#queue.size >= this.#maxQueue) {
       return Promise.resolve({ kind: 'error', error: stepError(ErrorCode.POOL_QUEUE_FULL, `tool ${tool.name}: the pool's queue is full (${this.#maxQueue} tasks waiting)`) });
     }
     return new Promise<InvocationOutcome>((resolve) => {
-      this.#enqueue({ task, cancellation, toolName: tool.name, moduleUrl, queuedAt: performance.now(), resolve, batchable: true, unsubscribe: noop, prev: undefined, next: undefined }, 'back');
+      this.#enqueue({ task, cancellation, toolName: tool.name, moduleUrl, queuedAt: performance.now(), resolve, batchable: true, waitReported: false, unsubscribe: noop, prev: undefined, next: undefined }, 'back');
     });
   }
 
@@ -210,7 +215,7 @@ export class PoolToolExecutor {
       return;
     }
     const next = members[0]!;
-    this.#onWait?.((performance.now() - next.queuedAt) / 1000);
+    this.#reportWait(next);
     this.#dispatch(next.task, next.cancellation, next.toolName, next.moduleUrl).then(next.resolve);
   }
 
@@ -236,58 +241,47 @@ export class PoolToolExecutor {
     this.#runningTasks += members.length;
     this.#batches += 1;
     this.#batchedTasks += members.length;
-    const control = new Int32Array(new SharedArrayBuffer(BatchControl.slots(members.length) * Int32Array.BYTES_PER_ELEMENT));
-    control[BatchControl.running] = -1;
-    // Aborted only to stop a task that is running on the thread (which kills the thread).
-    const kill = new Cancellation();
-    const settled = new Array<boolean>(members.length).fill(false);
-    const unsubscribes = members.map((member, index) => {
-      this.#onWait?.((performance.now() - member.queuedAt) / 1000);
-      return member.cancellation.onAbort(() => {
-        if (settled[index]) return;
-        settled[index] = true;
-        member.resolve({ kind: 'error', error: cancellationError(member.cancellation) });
-        // Store, then load (the thread does the same in the other order): skipped or killed, never neither.
-        Atomics.store(control, BatchControl.skipSlot(index), 1);
-        if (Atomics.load(control, BatchControl.running) === index) kill.abort(cancellationError(member.cancellation));
-      });
-    });
-    const batch: WireBatch = { tasks: members.map((member) => member.task), control };
-    this.#pool.run(batch, { signal: kill.eventTarget() }).then(
+    for (const member of members) this.#reportWait(member);
+    const batch = new BatchInFlight(members);
+    this.#pool.run(batch.wire, { signal: batch.kill.eventTarget() }).then(
       (result) => {
         const { outcomes, ms } = result as BatchOutcome;
+        batch.done();
         members.forEach((member, index) => {
-          unsubscribes[index]!();
           const outcome = outcomes[index];
           if (outcome === null) return; // skipped: cancelled before its turn, and already answered
           this.#completed += 1;
           this.#fast?.ran(member.moduleUrl, ms[index]!);
-          if (settled[index]) return;
-          settled[index] = true;
-          member.resolve(toInvocationOutcome(outcome));
+          batch.answer(index, toInvocationOutcome(outcome));
         });
         this.#runningTasks -= members.length;
         this.#release();
       },
       (err: unknown) => {
-        const running = Atomics.load(control, BatchControl.running);
+        const culprit = batch.culprit();
+        batch.done();
+        if (culprit !== undefined) this.#fast?.faulted(members[culprit]!.moduleUrl);
         // Handed back in their order, ahead of everything that came after them.
         for (let index = members.length - 1; index >= 0; index--) {
           const member = members[index]!;
-          unsubscribes[index]!();
-          if (settled[index]) continue;
-          if (index === running || this.#closed) {
-            settled[index] = true;
-            this.#fast?.faulted(member.moduleUrl);
-            member.resolve({ kind: 'error', error: poolFailure(member.toolName, err) });
-            continue;
-          }
-          this.#enqueue({ ...member, batchable: false, unsubscribe: noop, prev: undefined, next: undefined }, 'front');
+          if (index === culprit || this.#closed) batch.answer(index, { kind: 'error', error: poolFailure(member.toolName, err) });
+          else if (!batch.answered(index)) this.#enqueue({ ...member, batchable: false, waitReported: true, unsubscribe: noop, prev: undefined, next: undefined }, 'front');
         }
         this.#runningTasks -= members.length;
         this.#release();
       },
     );
+  }
+
+  /** Reports a task's wait for a thread (once, however often it is handed back); a throwing listener is ignored. */
+  #reportWait(waiting: Waiting): void {
+    if (waiting.waitReported) return;
+    waiting.waitReported = true;
+    try {
+      this.#onWait?.((performance.now() - waiting.queuedAt) / 1000);
+    } catch {
+      // A metrics callback must not break dispatch.
+    }
   }
 }
 

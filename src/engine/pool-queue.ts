@@ -15,6 +15,8 @@ export interface Waiting {
   readonly resolve: (outcome: InvocationOutcome) => void;
   /** False for a task handed back from a failed batch: it runs alone next time. */
   readonly batchable: boolean;
+  /** Its wait was reported (metrics count each task's wait once). */
+  waitReported: boolean;
   unsubscribe: () => void;
   prev: Waiting | undefined;
   next: Waiting | undefined;

@@ -83,9 +83,9 @@ export type ToolOutcome = string | undefined | { readonly error: StepError };
 
 /**
  * Several fast tasks sent to one thread as one Piscina task, so that they pay for one thread hop
- * instead of one each (see PoolToolExecutor). `control` is shared memory: slot 0 is the index of the
- * task the thread is running (-1 before the first, tasks.length after the last), slot 1 + i is set
- * by the engine when task i is cancelled, so that the thread skips it if it has not started it yet.
+ * instead of one each (see PoolToolExecutor). `control` is shared memory with one TaskSlot per task:
+ * the thread and the engine each claim a pending task with a compare-and-swap, the thread to run it,
+ * the engine to skip it (cancelled before its turn), so exactly one of them wins.
  */
 export interface WireBatch {
   readonly tasks: readonly WireTask[];
@@ -98,10 +98,14 @@ export interface BatchOutcome {
   readonly ms: readonly number[];
 }
 
-export const BatchControl = {
-  running: 0,
-  skipSlot: (index: number) => 1 + index,
-  slots: (tasks: number) => 1 + tasks,
+/** Where a batch's task is, in its `control` slot. */
+export const TaskSlot = {
+  pending: 0,
+  /** Claimed by the engine: cancelled before its turn; the thread skips it. */
+  skipped: 1,
+  /** Claimed by the thread: running now (a thread fault is this task's). */
+  started: 2,
+  done: 3,
 } as const;
 
 export function isWireBatch(wire: WireTask | WireBatch): wire is WireBatch {

@@ -14,6 +14,8 @@ import { quietLogger } from '../helpers/logging.ts';
 import { within } from '../integration/support.ts';
 
 const probe = new Tool({ name: 'batch_probe', module: new URL('../fixtures/tools/batch-probe.ts', import.meta.url) });
+const twin = new Tool({ name: 'batch_probe_twin', module: new URL('../fixtures/tools/batch-probe-twin.ts', import.meta.url) });
+const spinUs = new Tool({ name: 'spin_us', module: new URL('../fixtures/tools/spin-us.ts', import.meta.url) });
 const dir = mkdtempSync(join(tmpdir(), 'jaf-pool-batching-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,8 +32,8 @@ interface ProbeArgs {
   readonly exit?: boolean;
 }
 
-function probeRun(engine: WorkflowEngine, args: ProbeArgs, timeoutSeconds?: number): Promise<WorkflowResult> {
-  const step = new ToolStep('probe', probe, { ...args });
+function probeRun(engine: WorkflowEngine, args: ProbeArgs, timeoutSeconds?: number, tool: Tool = probe): Promise<WorkflowResult> {
+  const step = new ToolStep('probe', tool, { ...args });
   const wf = new WorkflowBuilder(`batch-${args.label}`).addStep(timeoutSeconds === undefined ? step : step.withTimeout(timeoutSeconds)).build();
   return within(engine.executeWorkflow(wf, ctx), 20_000, `run ${args.label}`);
 }
@@ -39,10 +41,10 @@ function probeRun(engine: WorkflowEngine, args: ProbeArgs, timeoutSeconds?: numb
 const oneThread = () => new WorkflowEngine({ tools: [probe], pool: { maxThreads: 1 }, logger: quietLogger() });
 
 /** Quick tasks behind a busy one, so they wait and are measured on the thread: the tool earns batching. */
-async function warmUp(engine: WorkflowEngine): Promise<void> {
+async function warmUp(engine: WorkflowEngine, tools: readonly Tool[] = [probe]): Promise<void> {
   const ledger = newLedger();
   const runs = [probeRun(engine, { ledger, label: 'blocker', spinMs: 50 })];
-  for (let i = 0; i < 12; i++) runs.push(probeRun(engine, { ledger, label: `warm${i}` }));
+  for (let i = 0; i < 12; i++) for (const tool of tools) runs.push(probeRun(engine, { ledger, label: `warm${i}` }, undefined, tool));
   for (const result of await Promise.all(runs)) expect(result.status).toBe('completed');
 }
 
@@ -190,6 +192,71 @@ describe('batching fast pool tools', () => {
       expect(count(ledger, 'E')).toBe(1);
       expect(count(ledger, 'P')).toBe(2);
       expect(count(ledger, 'Q')).toBe(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a tool killed by its timeout inside a batch is no longer batched: the next time it runs alone', async () => {
+    const engine = new WorkflowEngine({ tools: [probe, twin], pool: { maxThreads: 1 }, logger: quietLogger() });
+    try {
+      await warmUp(engine, [probe, twin]);
+      for (const round of [1, 2]) {
+        // On the replacement thread, X's tool runs fast again; Y's tool gets no chance to.
+        if (round === 2) await warmUp(engine, [probe]);
+        const ledger = newLedger();
+        const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
+        await expect.poll(() => ran(ledger)).toEqual(['blocker']);
+        const [x, y, z] = await queueInOrder(engine, [
+          () => probeRun(engine, { ledger, label: 'X' }),
+          () => probeRun(engine, { ledger, label: 'Y', spinMs: 30_000 }, 0.4, twin),
+          () => probeRun(engine, { ledger, label: 'Z' }),
+        ]);
+        const [, xResult, yResult, zResult] = await Promise.all([blocker, x!, y!, z!]);
+        expect(yResult.steps[0]!.error?.code).toBe(ErrorCode.TIMEOUT);
+        expect([xResult.status, zResult.status]).toEqual(['completed', 'completed']);
+        // Round 1: Y was batched between X and Z, so X, finished when Y's kill took the thread, ran again.
+        // Round 2: Y's tool lost its place in batches; X and Z went together, Y alone, and X ran once.
+        expect(count(ledger, 'X'), `round ${round}`).toBe(round === 1 ? 2 : 1);
+        expect(count(ledger, 'Z'), `round ${round}`).toBe(1);
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('under many cancellations racing the thread, a task that was not cancelled always gets its own result', async () => {
+    const engine = new WorkflowEngine({ tools: [spinUs], pool: { maxThreads: 1 }, logger: quietLogger() });
+    const run = (us: number, signal?: AbortSignal) =>
+      engine.executeWorkflow(new WorkflowBuilder('spin').addStep(new ToolStep('spin', spinUs, { spinUs: us })).build(), ctx, signal === undefined ? {} : { signal });
+    const busy = (us: number) => {
+      const until = performance.now() + us / 1000;
+      while (performance.now() < until) {
+        // spin the main thread so that cancellations land at varied points of the thread's work
+      }
+    };
+    try {
+      await Promise.all([run(20_000), ...Array.from({ length: 12 }, () => run(0))]);
+      const wrong: unknown[] = [];
+      for (let iteration = 0; iteration < 60; iteration++) {
+        const blocker = run(2_000);
+        const controllers = Array.from({ length: 16 }, () => new AbortController());
+        const runs = controllers.map((c) => run(30, c.signal));
+        await blocker;
+        busy(Math.random() * 200);
+        for (let k = 0; k < 16; k += 2) {
+          controllers[k]!.abort();
+          busy(10 + Math.random() * 40);
+        }
+        const results = await Promise.all(runs);
+        results.forEach((result, k) => {
+          if (k % 2 === 1 && result.status !== 'completed') wrong.push({ iteration, k, error: result.error });
+          if (k % 2 === 0 && !['completed', 'cancelled'].includes(result.status)) wrong.push({ iteration, k, status: result.status, error: result.error });
+        });
+      }
+      expect(wrong).toEqual([]);
+      expect(engine.poolStats()!.batchedTasks).toBeGreaterThan(engine.poolStats()!.batches);
+      expect(engine.poolStats()!.inFlight).toBe(0);
     } finally {
       await engine.close();
     }
