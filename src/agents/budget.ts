@@ -13,7 +13,8 @@ import type { ChatMessage, ToolSchema } from './model-provider.ts';
 /**
  * One budget (a step's, or the run's), shared by every request that must fit it. Requests in flight
  * hold a reservation of their estimate, so concurrent requests (parallel agent steps) cannot together
- * spend more than the budget: one that fits only once others have settled waits for them.
+ * spend more than the budget: one that fits only once others have settled waits for them, in arrival
+ * order (a large request is not passed over forever by small ones).
  */
 export class TokenBudget {
   readonly scope: 'step' | 'run';
@@ -22,7 +23,9 @@ export class TokenBudget {
   used: number;
   /** Estimates of the requests in flight. */
   reserved = 0;
-  #waiters: (() => void)[] = [];
+  /** Requests waiting to be admitted, oldest first. */
+  readonly #queue: object[] = [];
+  #wakers: (() => void)[] = [];
 
   constructor(scope: 'step' | 'run', limit: number, used = 0) {
     this.scope = scope;
@@ -30,15 +33,31 @@ export class TokenBudget {
     this.used = used;
   }
 
-  /** Wakes the requests waiting for reservations to settle. */
-  settled(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
+  /** Whether a request (`ticket`, or a newcomer without one) must let an older waiting one go first. */
+  behindOthers(ticket: object | undefined): boolean {
+    return this.#queue.length > 0 && this.#queue[0] !== ticket;
   }
 
-  /** Resolves at the next settlement (or at once if `signal` is aborted). */
-  nextSettlement(signal: AbortSignal | undefined): Promise<void> {
+  join(ticket: object): void {
+    if (!this.#queue.includes(ticket)) this.#queue.push(ticket);
+  }
+
+  leave(ticket: object): void {
+    const index = this.#queue.indexOf(ticket);
+    if (index === -1) return;
+    this.#queue.splice(index, 1);
+    this.wake();
+  }
+
+  /** Wakes the waiting requests to check again (a reservation settled, or the queue moved). */
+  wake(): void {
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const wake of wakers) wake();
+  }
+
+  /** Resolves at the next wake-up (or at once if `signal` is aborted). */
+  nextWake(signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve();
       const wake = () => {
@@ -46,10 +65,10 @@ export class TokenBudget {
         resolve();
       };
       const onAbort = () => {
-        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        this.#wakers = this.#wakers.filter((w) => w !== wake);
         resolve();
       };
-      this.#waiters.push(wake);
+      this.#wakers.push(wake);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -57,7 +76,10 @@ export class TokenBudget {
 
 /** An admitted request's hold on its budgets, until it settles with the tokens it really used. */
 export interface BudgetReservation {
+  /** Charges what the request used and drops its hold (once; later calls only charge). */
   settle(tokensUsed: number): void;
+  /** Drops the hold without charging (the request was abandoned); a late settle still charges. */
+  release(): void;
 }
 
 export type Admission = { readonly ok: true; readonly reservation: BudgetReservation } | { readonly ok: false; readonly error: StepError };
@@ -90,38 +112,52 @@ export class BudgetGate {
    * refused (BUDGET_EXCEEDED, never sent); one that fits only once those settle waits for them.
    */
   async admit(estimate: number, agentName: string, signal?: AbortSignal): Promise<Admission> {
-    for (;;) {
-      const over = this.#budgets.find((budget) => estimate > budget.limit - budget.used);
-      if (over !== undefined) {
-        const remaining = over.limit - over.used;
-        return {
-          ok: false,
-          error: stepError(
-            ErrorCode.BUDGET_EXCEEDED,
-            `agent ${agentName}: the next model request (about ${estimate} tokens) does not fit the ${over.scope}'s token budget (${Math.max(0, remaining)} of ${over.limit} left); it was not sent`,
-            { scope: over.scope, limit: over.limit, used: over.used, estimate },
-          ),
-        };
-      }
-      const busy = this.#budgets.find((budget) => estimate > budget.limit - budget.used - budget.reserved);
-      if (busy === undefined || signal?.aborted) break;
-      await busy.nextSettlement(signal);
-    }
-    for (const budget of this.#budgets) budget.reserved += estimate;
-    let open = true;
     const budgets = this.#budgets;
+    let ticket: object | undefined;
+    try {
+      for (;;) {
+        const over = budgets.find((budget) => estimate > budget.limit - budget.used);
+        if (over !== undefined) {
+          const remaining = over.limit - over.used;
+          return {
+            ok: false,
+            error: stepError(
+              ErrorCode.BUDGET_EXCEEDED,
+              `agent ${agentName}: the next model request (about ${estimate} tokens) does not fit the ${over.scope}'s token budget (${Math.max(0, remaining)} of ${over.limit} left); it was not sent`,
+              { scope: over.scope, limit: over.limit, used: over.used, estimate },
+            ),
+          };
+        }
+        const blocked = budgets.find((budget) => estimate > budget.limit - budget.used - budget.reserved || budget.behindOthers(ticket));
+        if (blocked === undefined || signal?.aborted) break;
+        const waiting = (ticket ??= {});
+        for (const budget of budgets) budget.join(waiting);
+        await blocked.nextWake(signal);
+      }
+    } finally {
+      if (ticket !== undefined) for (const budget of budgets) budget.leave(ticket);
+    }
+    for (const budget of budgets) budget.reserved += estimate;
+    let held = true;
+    const drop = () => {
+      if (!held) return;
+      held = false;
+      for (const budget of budgets) {
+        budget.reserved -= estimate;
+        budget.wake();
+      }
+    };
+    let charged = false;
     return {
       ok: true,
       reservation: {
         settle(tokensUsed: number): void {
-          if (!open) return;
-          open = false;
-          for (const budget of budgets) {
-            budget.reserved -= estimate;
-            if (tokensUsed > 0) budget.used += tokensUsed;
-            budget.settled();
-          }
+          if (charged) return;
+          charged = true;
+          if (tokensUsed > 0) for (const budget of budgets) budget.used += tokensUsed;
+          drop();
         },
+        release: drop,
       },
     };
   }

@@ -35,6 +35,8 @@ export interface AgentRunRequest {
   readonly onResponse?: (turn: number, agentName: string, response: ModelResponse) => void;
   /** The step's token budgets: each request must fit before it is sent; responses are charged. */
   readonly budget?: BudgetGate;
+  /** Hears the run's usage so far after each response: what an attempt cut off by its timeout had used. */
+  readonly onUsage?: (usage: AgentUsage) => void;
   /** Identifies the calls (ModelRequest.call) when an engine step runs the agent. */
   readonly call?: { readonly runId: string; readonly path: string; readonly attempt: number };
 }
@@ -104,6 +106,10 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
     turns += 1;
     const turn = turns;
     let response: ModelResponse;
+    // A provider that ignores the signal may answer long after the step gave up: its hold on the
+    // budgets goes with the abort (a late answer is still charged).
+    const release = reservation === undefined ? undefined : () => reservation.release();
+    if (release !== undefined) signal.addEventListener('abort', release, { once: true });
     try {
       response = checkResponse(
         await provider.getCompletion({
@@ -121,12 +127,15 @@ export async function runAgent(request: AgentRunRequest): Promise<AgentRunOutcom
       // What a failed request used is unknown: it is charged nothing.
       reservation?.settle(0);
       return fail(signal.aborted ? abortError(signal) : modelFailure(err));
+    } finally {
+      if (release !== undefined) signal.removeEventListener('abort', release);
     }
     const spent = { prompt: response.usage?.promptTokens ?? 0, completion: response.usage?.completionTokens ?? 0 };
     reservation?.settle(spent.prompt + spent.completion);
-    if (signal.aborted) return fail(abortError(signal));
     promptTokens += spent.prompt;
     completionTokens += spent.completion;
+    request.onUsage?.(usage());
+    if (signal.aborted) return fail(abortError(signal));
     request.onResponse?.(turn, agent.name, response);
     const calls = response.message.toolCalls ?? [];
     if (calls.length === 0) return { ...finalAnswer(agent, response.message.content ?? '', usage()), agentName, handoffs };

@@ -1,6 +1,6 @@
 /** Attempts of the leaf kinds: a tool call, and an agent's tool-calling loop. */
 import type { Agent } from '../agents/agent.ts';
-import { runAgent } from '../agents/run-agent.ts';
+import { runAgent, type AgentUsage } from '../agents/run-agent.ts';
 import { noRetry, type ToolStepDefinition, type ValueSource } from '../definition/types.ts';
 import { ErrorCode, stepError, toStepError } from '../errors.ts';
 import type { Tool } from '../tools/tool.ts';
@@ -70,6 +70,8 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   /** The agent's tool calls still running: a cancelled attempt waits for them, so that their results precede the step's. */
   const toolCallsRunning = new Set<Promise<unknown>>();
   let ended = false;
+  /** What the attempt's model calls used so far: reported even if the attempt is cut off. */
+  let usageSoFar: AgentUsage | undefined;
   const agentRun = runAgent({
     agent: a.def.agent as Agent,
     input: message,
@@ -81,6 +83,9 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
     signal: a.cancellation.signal,
     resolveAgent: (name) => a.env.agents.get(name),
     budget: env.budgetFor(path, a.def.tokenBudget),
+    onUsage: (usage) => {
+      usageSoFar = usage;
+    },
     call: { runId: env.runId, path, attempt },
     onDelta: (agent, text, turn) => deltas.push(agent, text, turn),
     ...(env.recordModelResponses
@@ -129,7 +134,7 @@ export async function agentAttempt(a: Attempt<'agent'>): Promise<AttemptOutcome>
   if ('aborted' in outcome) {
     // Tool calls end at the cancellation by themselves (inline tools are raced, pool threads terminated).
     await Promise.allSettled(toolCallsRunning);
-    return { status: 'error', error: cancellationError(a.cancellation) };
+    return { status: 'error', error: cancellationError(a.cancellation), ...(usageSoFar === undefined ? {} : { metadata: { usage: usageSoFar } }) };
   }
   const metadata = { usage: outcome.usage, agent: outcome.agentName, ...(outcome.handoffs.length === 0 ? {} : { handoffs: outcome.handoffs }) };
   if (!outcome.ok) return { status: 'error', error: outcome.error, metadata };

@@ -80,6 +80,26 @@ export function jsonObject(struct: unknown): Record<string, unknown> | undefined
   return fromProtoStruct(struct as ProtoStruct | null | undefined);
 }
 
+/**
+ * A request's Struct field as a JSON object for a run's input. A Struct may carry NaN or Infinity (valid
+ * doubles) that JSON, and so the run's stored input, cannot: refused naming the path (`variables.x`).
+ */
+export function jsonInput(struct: unknown, field: string): Record<string, unknown> | undefined {
+  const value = jsonObject(struct);
+  if (value !== undefined) checkFinite(value, field);
+  return value;
+}
+
+function checkFinite(value: unknown, path: string): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `${path}: ${value} is not a JSON number`, path);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => checkFinite(item, `${path}[${index}]`));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) checkFinite(item, `${path}.${key}`);
+  }
+}
+
 export function afterSeqOf(value: unknown): number {
   const n = Number(value ?? 0);
   if (!Number.isSafeInteger(n) || n < 0) throw new CoordinatorError(CoordinatorErrorCode.INVALID_REQUEST, `after_seq must be a non-negative integer, got ${String(value)}`, 'after_seq');

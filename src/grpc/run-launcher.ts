@@ -17,7 +17,7 @@ import { newRunId } from '../ids.ts';
 import { Limits } from '../limits.ts';
 import type { WorkflowLogger } from '../observability/workflow-logger.ts';
 import type { RunStore } from '../store/run-store.ts';
-import { CoordinatorError, jsonObject, resourceId, RUN_ID_PATTERN, type AnyRequest } from './requests.ts';
+import { CoordinatorError, jsonInput, resourceId, RUN_ID_PATTERN, type AnyRequest } from './requests.ts';
 import { CoordinatorErrorCode } from './status.ts';
 import type { WorkflowCatalog } from './workflow-catalog.ts';
 
@@ -132,9 +132,9 @@ export class RunLauncher {
     }
     const ctx = new WorkflowContext({
       workflowId: workflow.id,
-      variables: jsonObject(request.variables) ?? {},
-      metadata: jsonObject(request.metadata) ?? {},
-      userContext: jsonObject(request.userContext),
+      variables: jsonInput(request.variables, 'variables') ?? {},
+      metadata: jsonInput(request.metadata, 'metadata') ?? {},
+      userContext: jsonInput(request.userContext, 'user_context'),
     });
     const modelOptions = modelOptionsOf(request);
     const replayFrom = modelOptions.replayModelResponsesFrom;
@@ -219,7 +219,7 @@ function reused(requestId: string): CoordinatorError {
 
 /** What identifies a StartRun request's content (everything but the request_id). */
 /** JSON with object keys sorted, so that equal values always read the same. */
-const canonicalJson = configure({ deterministic: true, circularValue: Error, bigint: false, strict: true });
+const canonicalJson = configure({ deterministic: true, circularValue: Error, bigint: false });
 
 /**
  * What makes two StartRun requests the same, whatever order their Struct fields were encoded in
@@ -229,9 +229,10 @@ function requestFingerprint(request: AnyRequest): string {
   const content = canonicalJson([
     request.workflow,
     request.definitionHash ?? '',
-    jsonObject(request.variables) ?? null,
-    jsonObject(request.metadata) ?? null,
-    jsonObject(request.userContext) ?? null,
+    // Absent and empty are the same to the run (its context starts with {}).
+    jsonInput(request.variables, 'variables') ?? {},
+    jsonInput(request.metadata, 'metadata') ?? {},
+    jsonInput(request.userContext, 'user_context') ?? null,
     request.runId ?? '',
     String(request.tokenBudget ?? 0),
     request.recordModelResponses === true,

@@ -252,6 +252,18 @@ describe('coordinator over a real server, engine and store', () => {
     const first = await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables });
     const second = await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables: reordered });
     expect(second.runId).toBe(first.runId);
+    // A Struct may hold NaN or Infinity (valid doubles), which a run's JSON input cannot: INVALID_ARGUMENT naming
+    // the path, with or without a request_id.
+    const nested = { structValue: { fields: { list: { listValue: { values: [{ numberValue: 1 }, { numberValue: Number.POSITIVE_INFINITY }] } } } } };
+    for (const requestId of ['req-nan', undefined]) {
+      const odd = { workflow: 'workflows/pipeline', ...(requestId === undefined ? {} : { requestId }), variables: { fields: { who: { stringValue: 'ada' }, n: nested } } };
+      const refused = await failure(unary('startRun', odd));
+      expect(refused.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused.details).toContain('variables.n.list[1]: Infinity is not a JSON number');
+    }
+    // Absent and empty metadata are the same to the run, so they are the same request.
+    const withEmpty = await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-empty', variables, metadata: toProtoStruct({}) });
+    expect((await unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-empty', variables })).runId).toBe(withEmpty.runId);
     // Array order is meaning, not encoding: it still makes another request.
     const swapped = toProtoStruct({ who: 'ada', x: 4, nested: { b: [{ d: 2, c: 3 }, 1], a: null } });
     const reused = await failure(unary('startRun', { workflow: 'workflows/pipeline', requestId: 'req-order', variables: swapped }));
