@@ -2,9 +2,9 @@
  * `jafw serve`: the server builder in-process, and the real command in a child process (read the
  * printed address, call ListTools, SIGTERM, exit 0).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +110,13 @@ describe('jafw serve', () => {
     const [code] = (await exited) as [number | null];
     expect(code).toBe(0);
     expect(out).toContain('jafw: stopped');
+  });
+
+  it('`npx jafw` (the README\'s second terminal) runs the built command: npm executes the file itself, so the build makes it executable', () => {
+    expect(existsSync(join(ROOT, 'dist/src/cli/bin.js')), 'dist/ is built by npm install (prepare) and npm run build').toBe(true);
+    const result = spawnSync('npx', ['--no-install', 'jafw', 'validate', 'examples/order-processing.yaml'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
+    expect(result.stdout).toContain('OK: examples/order-processing.yaml');
   });
 
   it('never writes the token to a log line, even at LOG_LEVEL=trace with bad and good tokens in use', async () => {
