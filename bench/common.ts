@@ -32,3 +32,8 @@ export async function withConcurrency(total: number, inFlight: number, task: () 
 }
 
 export type Progress = (line: string) => void;
+
+/** A full garbage collection, where node runs with --expose-gc (`npm run bench` does); else nothing. */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}

@@ -6,7 +6,7 @@
  */
 import { Piscina } from 'piscina';
 import { builtinTools, ParallelStep, siblingModule, ToolStep, WorkflowBuilder, WorkflowContext, WorkflowEngine, type Workflow } from '../src/index.ts';
-import { expectCompleted, silentLogger, timeMs, type Progress } from './common.ts';
+import { collectGarbage, expectCompleted, silentLogger, timeMs, type Progress } from './common.ts';
 import { verdictOf, type FigureResult, type Target } from './report.ts';
 import { pairedRatios, summarize } from './stats.ts';
 
@@ -51,7 +51,10 @@ export async function benchE3(rounds: number, warmup: number, limit: number, cal
   const rawSpeedup: number[] = [];
   try {
     for (let round = 0; round < warmup + rounds; round++) {
+      // The 2-thread timings need both cores: no main-thread GC (whose helpers take cores) during them.
+      collectGarbage();
       const [t2, t1] = await pair(onEngine(two), onEngine(one), round % 2 === 0);
+      collectGarbage();
       const [r2, r1] = await pair(onRaw(rawTwo), onRaw(rawOne), round % 2 === 1);
       if (round < warmup) continue;
       twoMs.push(t2 / repsPerTiming);

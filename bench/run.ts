@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
+import { collectGarbage } from './common.ts';
 import { calibrateCountPrimes } from './cpu-work.ts';
 import { benchD1, benchD2 } from './d-durable.ts';
 import { benchE1 } from './e1-inline-steps.ts';
@@ -29,6 +30,9 @@ const results: FigureResult[] = [];
 const report = (result: FigureResult) => {
   results.push(result);
   say(`\n${detail(result)}\n`);
+  // Each figure starts on a collected heap: garbage an earlier figure left must not be collected
+  // (on helper threads that share the two cores) during the next one's timings.
+  collectGarbage();
 };
 
 if (only.has('E1')) report(await benchE1(11, 2, say));
