@@ -3,7 +3,10 @@
  *
  * Group commit: appends from every run are queued and written in one transaction per event-loop turn
  * (or sooner when `maxBatchEvents` are waiting), so 64 runs finishing steps together pay for one fsync,
- * not 64. An append resolves only after its transaction committed.
+ * not 64. Each commit waits for the loop turn even for a lone run: committing at the end of the tick
+ * instead was about 4% faster per step (D1), but chained commits held back the socket writes of the
+ * streams watching them (commit-to-client p99 went from about 1 ms to 5 ms, G2). An append resolves
+ * only after its transaction committed.
  *
  * Durability (`synchronous`): FULL (default) fsyncs every commit: a committed step survives a process
  * crash and a power loss (if the disk honours fsync). NORMAL fsyncs only at WAL checkpoints: a process
@@ -97,6 +100,7 @@ export class SqliteRunStore implements RunStore {
   /** Runs whose events failed to store: later appends are refused until recovery reloads them. */
   readonly #broken = new Set<string>();
   #closed = false;
+  #commits = 0;
 
   private constructor(location: string, db: Database.Database, options: SqliteStoreOptions) {
     this.location = location;
@@ -235,6 +239,11 @@ export class SqliteRunStore implements RunStore {
     });
   }
 
+  /** Transactions committed since the store opened: with the events appended, how well group commit batches. */
+  get commits(): number {
+    return this.#commits;
+  }
+
   /** Writes everything queued now (also what `close` does). */
   flush(): void {
     this.#flush();
@@ -340,6 +349,7 @@ export class SqliteRunStore implements RunStore {
       }
       return;
     }
+    this.#commits += 1;
     for (const pending of batch) pending.resolve();
   }
 

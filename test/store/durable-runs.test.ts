@@ -201,6 +201,55 @@ describe('durable runs', () => {
   });
 });
 
+describe('group commit', () => {
+  const noop = new Tool({ name: 'noop', execute: () => undefined });
+  const chain = (id: string, steps: number): Workflow => {
+    const builder = new WorkflowBuilder(id);
+    for (let i = 0; i < steps; i++) builder.addStep(new ToolStep(`s${i}`, noop));
+    return builder.build();
+  };
+
+  it('a lone run commits once per step, and the event loop turns between its commits (streams flush, timers run)', async () => {
+    const store = SqliteRunStore.open({ path: tempDb() });
+    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
+    try {
+      let running = true;
+      let turns = 0;
+      const spin = () => {
+        turns += 1;
+        if (running) setImmediate(spin);
+      };
+      setImmediate(spin);
+      const before = store.commits;
+      const result = await engine.executeWorkflow(chain('lone', 200), ctx());
+      running = false;
+      expect(result.status).toBe('completed');
+      // One commit per step: the run's start goes with its first step, its end with its last.
+      expect(store.commits - before).toBe(200);
+      // Each commit waits for a loop turn (see SqliteRunStore): a long run does not hold back I/O.
+      expect(turns).toBeGreaterThanOrEqual(200);
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  });
+
+  it('runs in flight together share commits', async () => {
+    const store = SqliteRunStore.open({ path: tempDb() });
+    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
+    try {
+      const before = store.commits;
+      const results = await Promise.all(Array.from({ length: 20 }, () => engine.executeWorkflow(chain('together', 10), ctx())));
+      expect(results.every((r) => r.status === 'completed')).toBe(true);
+      // 200 steps; alone they would take 200 commits.
+      expect(store.commits - before).toBeLessThan(40);
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  });
+});
+
 describe('retention', () => {
   it('prunes runs finished longer ago than the configured age, and keeps the rest', async () => {
     const store = new MemoryRunStore();
