@@ -363,7 +363,9 @@ export class WorkflowEngine {
     const store = this.#options.store;
     const bus = this.#bus;
     const publish = listener === undefined ? (event: RunEvent) => bus.publish(event) : (event: RunEvent) => (bus.publish(event), listener(event));
-    const journal: RunJournal = store === undefined ? new ImmediateJournal(publish, onListenerError) : new StoreJournal(store, publish, onListenerError);
+    // Alone: no other run here to share a commit with, and no stream whose writes a quicker commit would hold back.
+    const alone = () => listener === undefined && this.#active.size <= 1 && !bus.watched(runId);
+    const journal: RunJournal = store === undefined ? new ImmediateJournal(publish, onListenerError) : new StoreJournal(store, publish, onListenerError, alone);
     return new Run({
       runId,
       workflow: compiled,

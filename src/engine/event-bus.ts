@@ -71,6 +71,11 @@ export class RunEventBus {
   watchers(runId: string): number {
     return this.#listeners.get(runId)?.size ?? 0;
   }
+
+  /** Whether anything hears this run's events: an every-run observer or a watcher of the run. */
+  watched(runId: string): boolean {
+    return this.#everyRun !== undefined || this.#listeners.has(runId);
+  }
 }
 
 export interface WatchOptions {

@@ -51,6 +51,8 @@ export class StoreJournal implements RunJournal {
     private readonly store: RunStore,
     private readonly listener: Listener | undefined,
     private readonly onListenerError: ListenerFailure,
+    /** True while this run is the engine's only one and nobody watches it (see RunStore.commitSoon). */
+    private readonly alone: () => boolean = () => false,
   ) {}
 
   record(event: RunEvent): void {
@@ -75,6 +77,7 @@ export class StoreJournal implements RunJournal {
   }
 
   durable(): Promise<void> {
+    if (this.alone()) this.store.commitSoon?.();
     return this.#last;
   }
 }

@@ -79,6 +79,12 @@ export interface RunStore {
    * then reject too, until it is loaded again by recovery.
    */
   append(events: readonly RunEvent[]): Promise<void>;
+  /**
+   * A hint from a lone run about to wait for its appends, which nothing else will join and nobody
+   * watches: the store may commit them as soon as the current tick's work is done rather than a loop
+   * turn later. Optional; a store that batches differently may ignore it.
+   */
+  commitSoon?(): void;
   /** Events of a run with seq > afterSeq, in order. */
   readEvents(runId: string, afterSeq?: number): Promise<RunEvent[]>;
   /**

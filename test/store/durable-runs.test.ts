@@ -209,25 +209,48 @@ describe('group commit', () => {
     return builder.build();
   };
 
-  it('a lone run commits once per step, and the event loop turns between its commits (streams flush, timers run)', async () => {
+  /** Runs `workflow` alone, counting event-loop turns while it runs. */
+  async function turnsDuring(engine: WorkflowEngine, workflow: Workflow, options: { onEvent?: (event: RunEvent) => void } = {}): Promise<number> {
+    let running = true;
+    let turns = 0;
+    const spin = () => {
+      turns += 1;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const result = await engine.executeWorkflow(workflow, ctx(), options);
+    running = false;
+    expect(result.status).toBe('completed');
+    return turns;
+  }
+
+  it('a lone run commits once per step; unwatched, at the end of each tick, yet the loop still turns every 17 commits', async () => {
     const store = SqliteRunStore.open({ path: tempDb() });
     const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
     try {
-      let running = true;
-      let turns = 0;
-      const spin = () => {
-        turns += 1;
-        if (running) setImmediate(spin);
-      };
-      setImmediate(spin);
       const before = store.commits;
-      const result = await engine.executeWorkflow(chain('lone', 200), ctx());
-      running = false;
-      expect(result.status).toBe('completed');
+      const turns = await turnsDuring(engine, chain('lone', 200));
       // One commit per step: the run's start goes with its first step, its end with its last.
       expect(store.commits - before).toBe(200);
-      // Each commit waits for a loop turn (see SqliteRunStore): a long run does not hold back I/O.
+      // At most 16 end-of-tick commits in a row: timers and I/O are not starved.
+      expect(turns).toBeGreaterThanOrEqual(Math.floor(200 / 17));
+      expect(turns).toBeLessThan(100);
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  });
+
+  it('a watched run waits for a loop turn before each commit, so the streams watching it flush in between', async () => {
+    const store = SqliteRunStore.open({ path: tempDb() });
+    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
+    try {
+      const before = store.commits;
+      const seen: number[] = [];
+      const turns = await turnsDuring(engine, chain('watched', 200), { onEvent: (event) => seen.push(event.seq) });
+      expect(store.commits - before).toBe(200);
       expect(turns).toBeGreaterThanOrEqual(200);
+      expect(seen).toEqual(seen.map((_s, i) => i + 1));
     } finally {
       await engine.close();
       await store.close();
