@@ -89,7 +89,7 @@ export async function benchE2(rounds: number, warmup: number, progress: Progress
     target,
     verdict: verdictOf(target, figure, ratio),
     notes: [
-      `the engine sent ${(100 * batchShare).toFixed(0)}% of its tasks in batches (fast tools, under a backlog); with batching: false: ${fmtSummary(summarize(unbatchedRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(unbatchedRate, rawRate)), '×')}`,
+      `the engine sent ${(100 * batchShare).toFixed(0)}% of its tasks in batches of two or more (fast tools, under a backlog); with batching: false: ${fmtSummary(summarize(unbatchedRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(unbatchedRate, rawRate)), '×')}`,
       `per step: engine ${(1e6 / figure.median).toFixed(1)} µs, raw ${(1e6 / summarize(rawRate).median).toFixed(1)} µs of wall time`,
       `4-step runs, ${inFlight} in flight: ${fmtSummary(summarize(fourStepRate), 'steps/s')}; / raw, paired: ${fmtSummary(summarize(pairedRatios(fourStepRate, rawRate)), '×')}`,
       `raw Piscina with the engine's pool options (atomics 'async', a signal per task), queueing all ${inFlight} itself: ${fmtSummary(summarize(abortableRate), 'tasks/s')}; / raw: ${fmtSummary(summarize(pairedRatios(abortableRate, rawRate)), '×')}; engine / it: ${fmtSummary(summarize(pairedRatios(engineRate, abortableRate)), '×')}`,

@@ -44,7 +44,7 @@ export interface PoolStats {
   /** Tasks that ran to an outcome (a result or the tool's own error). */
   readonly completed: number;
   readonly utilization: number;
-  /** Batches sent to threads, and the tasks they carried. */
+  /** Batches of two or more tasks sent to threads, and the tasks they carried. */
   readonly batches: number;
   readonly batchedTasks: number;
 }
@@ -239,8 +239,11 @@ export class PoolToolExecutor {
   #dispatchBatch(members: readonly Waiting[]): void {
     this.#running += 1;
     this.#runningTasks += members.length;
-    this.#batches += 1;
-    this.#batchedTasks += members.length;
+    // A batch of one (sent that way to time a tool under a backlog) shares nothing: not counted.
+    if (members.length > 1) {
+      this.#batches += 1;
+      this.#batchedTasks += members.length;
+    }
     for (const member of members) this.#reportWait(member);
     const batch = new BatchInFlight(members);
     this.#pool.run(batch.wire, { signal: batch.kill.eventTarget() }).then(

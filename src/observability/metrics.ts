@@ -204,8 +204,8 @@ export class WorkflowMetrics {
         },
       });
     poolCounter('jaf_pool_tasks_completed_total', 'Pool tasks completed since the pool started.', (s) => s.completed);
-    poolCounter('jaf_pool_batches_total', 'Batches of fast tool tasks sent to a thread as one (see PoolToolExecutor).', (s) => s.batches);
-    poolCounter('jaf_pool_batched_tasks_total', 'Tool tasks that went to a thread in a batch.', (s) => s.batchedTasks);
+    poolCounter('jaf_pool_batches_total', 'Batches of two or more fast tool tasks sent to a thread as one (see PoolToolExecutor).', (s) => s.batches);
+    poolCounter('jaf_pool_batched_tasks_total', 'Tool tasks that went to a thread in a batch of two or more.', (s) => s.batchedTasks);
     this.#poolWait = new Histogram({
       name: 'jaf_pool_wait_seconds',
       help: 'Time a pool task waited for a thread before it started.',
