@@ -117,28 +117,23 @@ function timedRun(tool: ToolFunction, task: ToolTask): Timed | Promise<Timed> {
 }
 
 async function loadThenTime(task: ToolTask): Promise<Timed> {
-  let tool: ToolFunction;
-  try {
-    tool = await loadTool(task.moduleUrl);
-  } catch (err) {
-    return [moduleInvalid(task, err), 0];
-  }
-  return timedRun(tool, task);
+  const tool = await loadFor(task);
+  return typeof tool === 'function' ? timedRun(tool, task) : [tool, 0];
 }
 
 async function loadAndRun(task: ToolTask): Promise<ToolOutcome> {
-  let tool: ToolFunction;
-  try {
-    tool = await loadTool(task.moduleUrl);
-  } catch (err) {
-    return moduleInvalid(task, err);
-  }
-  return run(tool, task);
+  const tool = await loadFor(task);
+  return typeof tool === 'function' ? run(tool, task) : tool;
 }
 
-function moduleInvalid(task: ToolTask, err: unknown): ToolOutcome {
-  const reason = err instanceof Error ? err.message : String(err);
-  return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+/** The task's tool, its module loaded (cached per thread); or the outcome of a module that cannot load. */
+async function loadFor(task: ToolTask): Promise<ToolFunction | ToolOutcome> {
+  try {
+    return await loadTool(task.moduleUrl);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { error: stepError(ErrorCode.TOOL_MODULE_INVALID, `cannot load tool module ${task.moduleUrl}: ${reason}`) };
+  }
 }
 
 function run(tool: ToolFunction, task: ToolTask): ToolOutcome | Promise<ToolOutcome> {

@@ -133,11 +133,7 @@ export class PoolToolExecutor {
       maxOutputBytes: invocation.maxOutputBytes,
     });
     if (this.#running < this.#threads) {
-      try {
-        this.#onWait?.(0);
-      } catch {
-        // A metrics callback must not break dispatch.
-      }
+      this.#notifyWait(0);
       return this.#dispatch(task, cancellation, tool.name, moduleUrl);
     }
     if (this.#queue.size >= this.#maxQueue) {
@@ -280,8 +276,12 @@ export class PoolToolExecutor {
   #reportWait(waiting: Waiting): void {
     if (waiting.waitReported) return;
     waiting.waitReported = true;
+    this.#notifyWait((performance.now() - waiting.queuedAt) / 1000);
+  }
+
+  #notifyWait(seconds: number): void {
     try {
-      this.#onWait?.((performance.now() - waiting.queuedAt) / 1000);
+      this.#onWait?.(seconds);
     } catch {
       // A metrics callback must not break dispatch.
     }

@@ -3,7 +3,7 @@
  * model request that must fit them. A recovered run starts from what its history says it used.
  */
 import { BudgetGate, TokenBudget } from '../agents/budget.ts';
-import type { RunEvent } from './events.ts';
+import type { AttemptUsage, RunEvent } from './events.ts';
 
 export class RunBudgets {
   readonly #run: TokenBudget | undefined;
@@ -50,11 +50,21 @@ function tokensIn(history: readonly RunEvent[] | undefined, path?: string): numb
       sawRecording = true;
       recorded += (event.response.usage?.promptTokens ?? 0) + (event.response.usage?.completionTokens ?? 0);
     } else if (event.type === 'step_retrying') {
-      fromResults += (event.usage?.promptTokens ?? 0) + (event.usage?.completionTokens ?? 0);
+      fromResults += tokens(event.usage);
     } else if ('result' in event && event.result.kind === 'agent') {
-      const usage = event.result.metadata?.usage as { promptTokens?: number; completionTokens?: number } | undefined;
-      fromResults += (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
+      fromResults += tokens(attemptUsage(event.result.metadata));
     }
   }
   return sawRecording ? recorded : fromResults;
+}
+
+/** An agent attempt's token use, from its result metadata (`metadata.usage`), if it reported any. */
+export function attemptUsage(metadata: Readonly<Record<string, unknown>> | undefined): AttemptUsage | undefined {
+  const usage = metadata?.usage as { promptTokens?: unknown; completionTokens?: unknown } | undefined;
+  if (typeof usage?.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return undefined;
+  return { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
+}
+
+function tokens(usage: AttemptUsage | undefined): number {
+  return usage === undefined ? 0 : usage.promptTokens + usage.completionTokens;
 }

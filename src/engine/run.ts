@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Agent } from '../agents/agent.ts';
 import type { ModelProvider } from '../agents/model-provider.ts';
 import type { BudgetGate } from '../agents/budget.ts';
-import { RunBudgets } from './run-budgets.ts';
+import { attemptUsage, RunBudgets } from './run-budgets.ts';
 import type { WorkflowContext } from '../context.ts';
 import { compileReplacement, joinPath, type CompiledWorkflow, type Registry } from '../definition/compile.ts';
 import type { ErrorDecision, StepDefinition } from '../definition/types.ts';
@@ -199,7 +199,7 @@ export class Run implements AttemptEnv {
       if (decision.action !== 'retry' || !started || handlerRetries >= this.#deps.limits.maxHandlerRetries || this.#root.aborted) break;
       handlerRetries += 1;
       const delayMs = Math.round(clamp(decision.delaySeconds, 0, Limits.maxTimeoutSeconds) * 1000);
-      this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler', ...usageOf(step.result.metadata) });
+      this.#emit({ type: 'step_retrying', path: step.result.path, attempt: step.result.attempts, error: step.result.error!, delayMs, reason: 'error_handler', ...retryingUsage(step.result.metadata) });
       await this.#deps.clock.sleep(delayMs, this.#root.signal);
       step = await this.executeStep(def, ctx, scope);
     }
@@ -333,7 +333,7 @@ export class Run implements AttemptEnv {
           const { error } = outcome;
           if (!shouldRetry(error, def.retry, attemptsMade)) return settle('failed', ctx, attempt, undefined, error, outcome.metadata);
           const delayMs = nextDelayMs(def.retry, attemptsMade, () => this.#deps.clock.random(), error);
-          this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy', ...usageOf(outcome.metadata) });
+          this.#emit({ type: 'step_retrying', path, attempt, error, delayMs, reason: 'retry_policy', ...retryingUsage(outcome.metadata) });
           this.#log((logger) => logger.logStepRetry(def.id, error, delayMs, this.#stepInfo(path, def.kind, attempt)));
           await this.#deps.clock.sleep(delayMs, scope.cancellation.signal);
         }
@@ -491,9 +491,8 @@ function handled(ack: Promise<void> | undefined): Promise<void> | undefined {
   return ack;
 }
 
-/** An agent attempt's token use, from its result metadata, for its step_retrying event. */
-function usageOf(metadata: Readonly<Record<string, unknown>> | undefined): { usage?: AttemptUsage } {
-  const usage = metadata?.usage as { promptTokens?: unknown; completionTokens?: unknown } | undefined;
-  if (typeof usage?.promptTokens !== 'number' || typeof usage.completionTokens !== 'number') return {};
-  return { usage: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens } };
+/** The failed attempt's usage on its step_retrying event, when it reported any. */
+function retryingUsage(metadata: Readonly<Record<string, unknown>> | undefined): { usage?: AttemptUsage } {
+  const usage = attemptUsage(metadata);
+  return usage === undefined ? {} : { usage };
 }

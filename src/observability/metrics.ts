@@ -16,6 +16,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { assertNever, type StepKind } from '../definition/types.ts';
 import type { FinishedStepStatus, RunEvent, StepFinishedEvent } from '../engine/events.ts';
 import type { PoolStats } from '../engine/pool-executor.ts';
+import { isNonNegative, registerPoolMetrics } from './pool-metrics.ts';
 
 /** Seconds; from 1 ms to 10 min, since CPU-heavy steps and queue waits run for minutes (§3.2). */
 export const STEP_DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -171,41 +172,7 @@ export class WorkflowMetrics {
         this.set(metrics.#readSource('activeRuns', () => metrics.#sources.activeRuns?.()) ?? 0);
       },
     });
-    const poolGauge = (name: string, help: string, read: (stats: PoolStats) => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = metrics.#readSource('pool', () => metrics.#sources.pool?.());
-          const value = stats === undefined ? 0 : read(stats);
-          if (isNonNegative(value)) return this.set(value);
-          metrics.#reject(`source:pool:${name}`);
-          this.set(0);
-        },
-      });
-    poolGauge('jaf_pool_threads', 'Worker threads in the tool pool.', (s) => s.threads);
-    poolGauge('jaf_pool_tasks_in_flight', 'Pool tasks running or waiting for a thread.', (s) => s.inFlight);
-    poolGauge('jaf_pool_queue_depth', 'Pool tasks waiting for a thread.', (s) => s.waiting);
-    poolGauge('jaf_pool_utilization_ratio', "Piscina's pool utilization since the pool started (0..1).", (s) => s.utilization);
-    const poolCounter = (name: string, help: string, read: (stats: PoolStats) => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const stats = metrics.#readSource('pool', () => metrics.#sources.pool?.());
-          // A counter has no set(): rebuild it from the pool's own count (a new pool reads as a reset).
-          this.reset();
-          if (stats === undefined) return;
-          const value = read(stats);
-          if (isNonNegative(value)) this.inc(value);
-          else metrics.#reject(`source:pool:${name}`);
-        },
-      });
-    poolCounter('jaf_pool_tasks_completed_total', 'Pool tasks completed since the pool started.', (s) => s.completed);
-    poolCounter('jaf_pool_batches_total', 'Batches of two or more fast tool tasks sent to a thread as one (see PoolToolExecutor).', (s) => s.batches);
-    poolCounter('jaf_pool_batched_tasks_total', 'Tool tasks that went to a thread in a batch of two or more.', (s) => s.batchedTasks);
+    registerPoolMetrics(registers, () => metrics.#readSource('pool', () => metrics.#sources.pool?.()), (method) => metrics.#reject(method));
     this.#poolWait = new Histogram({
       name: 'jaf_pool_wait_seconds',
       help: 'Time a pool task waited for a thread before it started.',
@@ -447,10 +414,6 @@ const runFinishStatus: Readonly<Record<'run_completed' | 'run_failed' | 'run_can
 export function grpcCodeName(code: number): string {
   const name: unknown = (GrpcStatus as unknown as Record<number, unknown>)[code];
   return typeof name === 'string' ? name : 'UNKNOWN';
-}
-
-function isNonNegative(value: number): boolean {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
 function checkedLimit(field: string, given: number | undefined, fallback: number, max: number): number {

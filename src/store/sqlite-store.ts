@@ -3,11 +3,8 @@
  *
  * Group commit: appends from every run are queued and written in one transaction per event-loop turn
  * (or sooner when `maxBatchEvents` are waiting), so 64 runs finishing steps together pay for one fsync,
- * not 64. A lone run nobody watches (commitSoon) is committed as soon as the current tick's work is
- * done instead, up to 16 times in a row before a loop turn, so timers and I/O still run: about 4% per
- * step (D1). Not for a watched run: chained commits held back the socket writes of the streams
- * watching it (commit-to-client p99 went from about 1 ms to 5 ms, G2). An append resolves only after
- * its transaction committed.
+ * not 64; a lone run nobody watches (commitSoon) is written at the end of the tick (FlushTimer). An
+ * append resolves only after its transaction committed.
  *
  * Durability (`synchronous`): FULL (default) fsyncs every commit: a committed step survives a process
  * crash and a power loss (if the disk honours fsync). NORMAL fsyncs only at WAL checkpoints: a process
@@ -18,6 +15,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
+import { FlushTimer } from './flush-timer.ts';
 import { isFinished, StoreError, StoreErrorCode, type DefinitionKind, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
 import { migrate } from './sqlite-schema.ts';
 import { storeError } from './sqlite-errors.ts';
@@ -38,14 +36,6 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** Cap on the database size; writes beyond it fail like a full disk. Default: none. */
   readonly maxSizeBytes?: number;
-}
-
-/** End-of-tick commits before one waits for a loop turn: about a millisecond of a lone run's commits. */
-const maxTickFlushesInARow = 16;
-
-/** A flush queued with process.nextTick, which cannot be cleared: a flush that ran first cancels it. */
-interface TickFlush {
-  cancelled: boolean;
 }
 
 interface PendingAppend {
@@ -98,14 +88,11 @@ export class SqliteRunStore implements RunStore {
   readonly location: string;
   readonly #db: Database.Database;
   readonly #maxBatchEvents: number;
-  readonly #maxDelayMs: number;
   readonly #statements;
   readonly #writeBatch: (batch: readonly PendingAppend[]) => void;
   #pending: PendingAppend[] = [];
   #pendingEvents = 0;
-  #scheduled: NodeJS.Immediate | NodeJS.Timeout | TickFlush | undefined;
-  /** Commits at the end of a tick since the last loop turn (bounded by maxTickFlushesInARow). */
-  #tickFlushes = 0;
+  readonly #timer: FlushTimer;
   /** Runs this process writes, with their last stored seq: checked before each batch so a gap is never stored. */
   readonly #open = new Map<string, OpenRun>();
   /** Runs whose events failed to store: later appends are refused until recovery reloads them. */
@@ -117,7 +104,7 @@ export class SqliteRunStore implements RunStore {
     this.location = location;
     this.#db = db;
     this.#maxBatchEvents = options.maxBatchEvents ?? 2048;
-    this.#maxDelayMs = options.maxDelayMs ?? 0;
+    this.#timer = new FlushTimer(() => this.#flush(), options.maxDelayMs ?? 0);
     this.#statements = {
       /** insertEvents[n - 1] stores n events: one statement per few rows costs less than one per row. */
       insertEvents: Array.from({ length: eventsPerInsert }, (_, i) =>
@@ -246,7 +233,7 @@ export class SqliteRunStore implements RunStore {
       this.#pending.push({ events, resolve: resolvePromise, reject });
       this.#pendingEvents += events.length;
       if (this.#pendingEvents >= this.#maxBatchEvents) this.#flush();
-      else this.#schedule();
+      else this.#timer.schedule();
     });
   }
 
@@ -327,47 +314,14 @@ export class SqliteRunStore implements RunStore {
     this.#db.close();
   }
 
-  #schedule(): void {
-    if (this.#scheduled !== undefined) return;
-    const flush = () => {
-      // A loop turn went by: the run of end-of-tick commits starts again.
-      this.#tickFlushes = 0;
-      this.#scheduled = undefined;
-      this.#flush();
-    };
-    this.#scheduled = this.#maxDelayMs > 0 ? setTimeout(flush, this.#maxDelayMs) : setImmediate(flush);
-  }
-
+  /** A lone run nobody watches is about to wait for its appends: write them at the end of this tick. */
   commitSoon(): void {
-    const scheduled = this.#scheduled;
-    // Only a batch waiting for the loop turn, of at most one open run, and not too many times in a row.
-    if (scheduled === undefined || 'cancelled' in scheduled || this.#maxDelayMs > 0 || this.#open.size > 1) return;
-    if (this.#tickFlushes >= maxTickFlushesInARow) return;
-    this.#tickFlushes += 1;
-    clearImmediate(scheduled as NodeJS.Immediate);
-    const tick: TickFlush = { cancelled: false };
-    this.#scheduled = tick;
-    // Queued from a microtask, the tick runs after every microtask of this turn: the run's next events,
-    // appended by its own continuations, are in the batch.
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        if (tick.cancelled) return;
-        this.#scheduled = undefined;
-        this.#flush();
-      }),
-    );
+    // With other runs open, they may yet join the batch on this loop turn.
+    if (this.#open.size <= 1) this.#timer.soon();
   }
 
   #flush(): void {
-    const scheduled = this.#scheduled;
-    if (scheduled !== undefined) {
-      if ('cancelled' in scheduled) scheduled.cancelled = true;
-      else {
-        clearTimeout(scheduled as NodeJS.Timeout);
-        clearImmediate(scheduled as NodeJS.Immediate);
-      }
-      this.#scheduled = undefined;
-    }
+    this.#timer.cancel();
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];

@@ -125,14 +125,26 @@ class SlowStartStore extends MemoryRunStore {
   }
 }
 
+/** A coordinator on a SlowStartStore with the echo workflow created; `test` gets the store and a client. */
+async function withSlowStart(startTimeoutMs: number, test: (slowStore: SlowStartStore, slowClient: AnyClient) => Promise<void>): Promise<void> {
+  const slowStore = new SlowStartStore();
+  const slowEngine = new WorkflowEngine({ tools, store: slowStore, logger: quietLogger() });
+  const slow = await createCoordinator({ engine: slowEngine, store: slowStore, tools, logger: quietLogger(), startTimeoutMs });
+  const slowClient = new WorkflowServiceClient(`127.0.0.1:${slow.port}`, credentials.createInsecure()) as AnyClient;
+  try {
+    await callUnary(slowClient, 'createWorkflow', { document: ECHO });
+    await test(slowStore, slowClient);
+  } finally {
+    slowClient.close();
+    await slow.close(1000);
+    await slowEngine.close();
+    await slowStore.close();
+  }
+}
+
 describe('a start that outlives startTimeoutMs (review)', () => {
   it('a retry while that start is still pending waits for it and answers with the run, not NOT_FOUND', async () => {
-    const slowStore = new SlowStartStore();
-    const slowEngine = new WorkflowEngine({ tools, store: slowStore, logger: quietLogger() });
-    const slow = await createCoordinator({ engine: slowEngine, store: slowStore, tools, logger: quietLogger(), startTimeoutMs: 300 });
-    const slowClient = new WorkflowServiceClient(`127.0.0.1:${slow.port}`, credentials.createInsecure()) as AnyClient;
-    try {
-      await callUnary(slowClient, 'createWorkflow', { document: ECHO });
+    await withSlowStart(300, async (slowStore, slowClient) => {
       const request = { workflow: 'workflows/echo', requestId: 'pending-start' };
       const timedOut = await expectFailure(callUnary(slowClient, 'startRun', request));
       expect(timedOut.code).toBe(status.UNAVAILABLE);
@@ -143,21 +155,11 @@ describe('a start that outlives startTimeoutMs (review)', () => {
       expect(retried.name).toBe(`runs/${retried.runId as string}`);
       const runs = (await callUnary(slowClient, 'listRuns', { workflow: 'workflows/echo' })).runs as Msg[];
       expect(runs.map((r) => r.runId)).toEqual([retried.runId]);
-    } finally {
-      slowClient.close();
-      await slow.close(1000);
-      await slowEngine.close();
-      await slowStore.close();
-    }
+    });
   });
 
   it('the request_id keeps naming the run that started late: a retry returns it instead of starting a second run', async () => {
-    const slowStore = new SlowStartStore();
-    const slowEngine = new WorkflowEngine({ tools, store: slowStore, logger: quietLogger() });
-    const slow = await createCoordinator({ engine: slowEngine, store: slowStore, tools, logger: quietLogger(), startTimeoutMs: 100 });
-    const slowClient = new WorkflowServiceClient(`127.0.0.1:${slow.port}`, credentials.createInsecure()) as AnyClient;
-    try {
-      await callUnary(slowClient, 'createWorkflow', { document: ECHO });
+    await withSlowStart(100, async (slowStore, slowClient) => {
       const request = { workflow: 'workflows/echo', requestId: 'late-start' };
       const timedOut = await expectFailure(callUnary(slowClient, 'startRun', request));
       expect(timedOut.details).toMatch(/did not start within/);
@@ -173,12 +175,7 @@ describe('a start that outlives startTimeoutMs (review)', () => {
       const retried = await callUnary(slowClient, 'startRun', request);
       expect(retried.runId).toBe(runs[0]!.runId);
       expect((await callUnary(slowClient, 'listRuns', { workflow: 'workflows/echo' })).runs as Msg[]).toHaveLength(1);
-    } finally {
-      slowClient.close();
-      await slow.close(1000);
-      await slowEngine.close();
-      await slowStore.close();
-    }
+    });
   });
 });
 

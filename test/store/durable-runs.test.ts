@@ -209,6 +209,18 @@ describe('group commit', () => {
     return builder.build();
   };
 
+  /** A fresh SQLite store and an engine on it, closed after `test`. */
+  async function withStore(test: (store: SqliteRunStore, engine: WorkflowEngine) => Promise<void>): Promise<void> {
+    const store = SqliteRunStore.open({ path: tempDb() });
+    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
+    try {
+      await test(store, engine);
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  }
+
   /** Runs `workflow` alone, counting event-loop turns while it runs. */
   async function turnsDuring(engine: WorkflowEngine, workflow: Workflow, options: { onEvent?: (event: RunEvent) => void } = {}): Promise<number> {
     let running = true;
@@ -225,9 +237,7 @@ describe('group commit', () => {
   }
 
   it('a lone run commits once per step; unwatched, at the end of each tick, yet the loop still turns every 17 commits', async () => {
-    const store = SqliteRunStore.open({ path: tempDb() });
-    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
-    try {
+    await withStore(async (store, engine) => {
       const before = store.commits;
       const turns = await turnsDuring(engine, chain('lone', 200));
       // One commit per step: the run's start goes with its first step, its end with its last.
@@ -235,41 +245,28 @@ describe('group commit', () => {
       // At most 16 end-of-tick commits in a row: timers and I/O are not starved.
       expect(turns).toBeGreaterThanOrEqual(Math.floor(200 / 17));
       expect(turns).toBeLessThan(100);
-    } finally {
-      await engine.close();
-      await store.close();
-    }
+    });
   });
 
   it('a watched run waits for a loop turn before each commit, so the streams watching it flush in between', async () => {
-    const store = SqliteRunStore.open({ path: tempDb() });
-    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
-    try {
+    await withStore(async (store, engine) => {
       const before = store.commits;
       const seen: number[] = [];
       const turns = await turnsDuring(engine, chain('watched', 200), { onEvent: (event) => seen.push(event.seq) });
       expect(store.commits - before).toBe(200);
       expect(turns).toBeGreaterThanOrEqual(200);
       expect(seen).toEqual(seen.map((_s, i) => i + 1));
-    } finally {
-      await engine.close();
-      await store.close();
-    }
+    });
   });
 
   it('runs in flight together share commits', async () => {
-    const store = SqliteRunStore.open({ path: tempDb() });
-    const engine = new WorkflowEngine({ tools: [noop], store, logger: quietLogger() });
-    try {
+    await withStore(async (store, engine) => {
       const before = store.commits;
       const results = await Promise.all(Array.from({ length: 20 }, () => engine.executeWorkflow(chain('together', 10), ctx())));
       expect(results.every((r) => r.status === 'completed')).toBe(true);
       // 200 steps; alone they would take 200 commits.
       expect(store.commits - before).toBeLessThan(40);
-    } finally {
-      await engine.close();
-      await store.close();
-    }
+    });
   });
 });
 

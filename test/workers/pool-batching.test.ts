@@ -59,6 +59,16 @@ async function queueInOrder(engine: WorkflowEngine, runs: (() => Promise<Workflo
   return started;
 }
 
+/**
+ * A 150 ms task holding the only thread, then `runs` queued behind it in order: when it ends, they go
+ * to the thread together. Returns the blocker's run and the queued ones.
+ */
+async function behindBlocker(engine: WorkflowEngine, ledger: string, runs: (() => Promise<WorkflowResult>)[]) {
+  const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
+  await expect.poll(() => ran(ledger)).toEqual(['blocker']);
+  return { blocker, queued: await queueInOrder(engine, runs) };
+}
+
 describe('batching fast pool tools', () => {
   it('under a backlog, fast tasks share thread hops, and every run still gets its own result', async () => {
     const engine = oneThread();
@@ -120,10 +130,11 @@ describe('batching fast pool tools', () => {
     try {
       await warmUp(engine);
       const ledger = newLedger();
-      const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
-      await expect.poll(() => ran(ledger)).toEqual(['blocker']);
       // A runs ~400 ms from when the blocker ends; T's 0.3 s timeout fires while A runs, before T's turn.
-      const [a, t, c] = await queueInOrder(engine, [
+      const {
+        blocker,
+        queued: [a, t, c],
+      } = await behindBlocker(engine, ledger, [
         () => probeRun(engine, { ledger, label: 'A', spinMs: 400 }),
         () => probeRun(engine, { ledger, label: 'T' }, 0.3),
         () => probeRun(engine, { ledger, label: 'C' }),
@@ -149,9 +160,10 @@ describe('batching fast pool tools', () => {
     try {
       await warmUp(engine);
       const ledger = newLedger();
-      const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
-      await expect.poll(() => ran(ledger)).toEqual(['blocker']);
-      const [x, y, z] = await queueInOrder(engine, [
+      const {
+        blocker,
+        queued: [x, y, z],
+      } = await behindBlocker(engine, ledger, [
         () => probeRun(engine, { ledger, label: 'X' }),
         // Spins far past its 0.4 s timeout: only killing the thread stops it.
         () => probeRun(engine, { ledger, label: 'Y', spinMs: 30_000 }, 0.4),
@@ -177,9 +189,10 @@ describe('batching fast pool tools', () => {
     try {
       await warmUp(engine);
       const ledger = newLedger();
-      const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
-      await expect.poll(() => ran(ledger)).toEqual(['blocker']);
-      const [p, e, q] = await queueInOrder(engine, [
+      const {
+        blocker,
+        queued: [p, e, q],
+      } = await behindBlocker(engine, ledger, [
         () => probeRun(engine, { ledger, label: 'P' }),
         () => probeRun(engine, { ledger, label: 'E', exit: true }),
         () => probeRun(engine, { ledger, label: 'Q' }),
@@ -205,9 +218,10 @@ describe('batching fast pool tools', () => {
         // On the replacement thread, X's tool runs fast again; Y's tool gets no chance to.
         if (round === 2) await warmUp(engine, [probe]);
         const ledger = newLedger();
-        const blocker = probeRun(engine, { ledger, label: 'blocker', spinMs: 150 });
-        await expect.poll(() => ran(ledger)).toEqual(['blocker']);
-        const [x, y, z] = await queueInOrder(engine, [
+        const {
+          blocker,
+          queued: [x, y, z],
+        } = await behindBlocker(engine, ledger, [
           () => probeRun(engine, { ledger, label: 'X' }),
           () => probeRun(engine, { ledger, label: 'Y', spinMs: 30_000 }, 0.4, twin),
           () => probeRun(engine, { ledger, label: 'Z' }),
