@@ -4,7 +4,8 @@
  * Group commit: appends from every run are queued and written in one transaction per event-loop turn
  * (or sooner when `maxBatchEvents` are waiting), so 64 runs finishing steps together pay for one fsync,
  * not 64; a lone run nobody watches (commitSoon) is written at the end of the tick (FlushTimer). An
- * append resolves only after its transaction committed.
+ * append resolves only after its transaction committed. The `runs` table is written behind the log
+ * (run-rows.ts) and rebuilt from it on open.
  *
  * Durability (`synchronous`): FULL (default) fsyncs every commit: a committed step survives a process
  * crash and a power loss (if the disk honours fsync). NORMAL fsyncs only at WAL checkpoints: a process
@@ -16,6 +17,7 @@ import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
 import { FlushTimer } from './flush-timer.ts';
+import { maxRunRowDelayMs, RunRowQueue, type RunRow as QueuedRunRow, type RunRowChange } from './run-rows.ts';
 import { isFinished, StoreError, StoreErrorCode, type DefinitionKind, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
 import { migrate } from './sqlite-schema.ts';
 import { storeError } from './sqlite-errors.ts';
@@ -44,7 +46,7 @@ interface PendingAppend {
   readonly reject: (err: unknown) => void;
 }
 
-interface RunRow {
+interface StoredRunRow {
   run_num: number;
   run_id: string;
   workflow_id: string;
@@ -89,7 +91,7 @@ export class SqliteRunStore implements RunStore {
   readonly #db: Database.Database;
   readonly #maxBatchEvents: number;
   readonly #statements;
-  readonly #writeBatch: (batch: readonly PendingAppend[]) => void;
+  readonly #writeBatch: (batch: readonly PendingAppend[], rows: readonly QueuedRunRow[]) => RunRowChange[];
   #pending: PendingAppend[] = [];
   #pendingEvents = 0;
   readonly #timer: FlushTimer;
@@ -99,6 +101,12 @@ export class SqliteRunStore implements RunStore {
   readonly #broken = new Set<string>();
   #closed = false;
   #commits = 0;
+  /** `runs` rows not written yet (their runs' events are): see run-rows.ts. */
+  readonly #runRows = new RunRowQueue();
+  /** The number the next run gets; numbers are handed out here, not by SQLite, since rows come later. */
+  #nextRunNum: number;
+  /** Writes the queued run rows when no batch came to carry them. */
+  #runRowTimer: NodeJS.Timeout | undefined;
 
   private constructor(location: string, db: Database.Database, options: SqliteStoreOptions) {
     this.location = location;
@@ -111,11 +119,15 @@ export class SqliteRunStore implements RunStore {
         db.prepare(`INSERT INTO run_events (id, body) VALUES ${Array.from({ length: i + 1 }, () => '((? << 32) | ?, ?)').join(', ')}`),
       ),
       insertResult: db.prepare('INSERT INTO step_results (run_num, path, seq) VALUES (?, ?, ?)'),
-      insertRun: db.prepare('INSERT INTO runs (run_id, workflow_id, definition_hash, status, created_at) VALUES (?, ?, ?, ?, ?)'),
+      insertRun: db.prepare('INSERT INTO runs (run_num, run_id, workflow_id, definition_hash, status, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      maxRowNum: db.prepare('SELECT max(run_num) FROM runs').pluck(),
+      maxLoggedNum: db.prepare('SELECT max(id) >> 32 FROM run_events').pluck(),
+      nextLoggedNum: db.prepare('SELECT id >> 32 FROM run_events WHERE id > ((? << 32) | 4294967295) ORDER BY id LIMIT 1').pluck(),
       finishRun: db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_num = ?'),
       openRun: db.prepare(`SELECT run_num, ${lastSeqOfRun} AS last_seq FROM runs WHERE run_id = ?`),
       runNum: db.prepare('SELECT run_num FROM runs WHERE run_id = ?').pluck(),
       getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
+      lastSeqOf: db.prepare(`SELECT id & 4294967295 FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId} ORDER BY id DESC LIMIT 1`).pluck(),
       readEvents: db.prepare(`SELECT body FROM run_events WHERE id > (${firstEventId} | ?) AND id <= ${lastEventId} ORDER BY id`).pluck(),
       firstEvent: db.prepare(`SELECT body FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId} ORDER BY id LIMIT 1`).pluck(),
       lastEvent: db.prepare(`SELECT body FROM run_events WHERE id BETWEEN ${firstEventId} AND ${lastEventId} ORDER BY id DESC LIMIT 1`).pluck(),
@@ -141,7 +153,13 @@ export class SqliteRunStore implements RunStore {
       releaseRequest: db.prepare('DELETE FROM run_requests WHERE request_id = ? AND run_id = ?'),
       getDefinition: db.prepare('SELECT * FROM definitions WHERE workflow_id = ? AND hash = ?'),
     };
-    this.#writeBatch = db.transaction((batch: readonly PendingAppend[]) => this.#write(batch));
+    this.#writeBatch = db.transaction((batch: readonly PendingAppend[], rows: readonly QueuedRunRow[]) => {
+      this.#writeRunRows(rows);
+      return this.#write(batch);
+    });
+    db.transaction(() => this.#rebuildRunRows())();
+    const s = this.#statements;
+    this.#nextRunNum = Math.max((s.maxRowNum.get() as number | null) ?? 0, (s.maxLoggedNum.get() as number | null) ?? 0) + 1;
   }
 
   /** Opens (creating if needed) and migrates the database. Fails with a StoreError naming the file. */
@@ -248,14 +266,14 @@ export class SqliteRunStore implements RunStore {
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<RunEvent[]> {
-    const num = this.#statements.runNum.get(runId) as number | undefined;
+    const num = this.#runNum(runId);
     if (num === undefined) return [];
     const after = afterSeq >= maxEventSeq ? maxEventSeq : afterSeq > 0 ? Math.floor(afterSeq) : 0;
     return (this.#statements.readEvents.all(num, after, num) as string[]).map((body) => JSON.parse(body) as RunEvent);
   }
 
   async readFirstAndLastEvents(runId: string): Promise<{ first: RunEvent; last: RunEvent } | undefined> {
-    const num = this.#statements.runNum.get(runId) as number | undefined;
+    const num = this.#runNum(runId);
     if (num === undefined) return undefined;
     const first = this.#statements.firstEvent.get(num, num) as string | undefined;
     const last = this.#statements.lastEvent.get(num, num) as string | undefined;
@@ -263,11 +281,18 @@ export class SqliteRunStore implements RunStore {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
-    const row = this.#statements.getRun.get(runId) as RunRow | undefined;
-    return row === undefined ? undefined : toRecord(row);
+    const queued = this.#runRows.get(runId);
+    if (queued !== undefined && !queued.stored) {
+      const lastSeq = this.#statements.lastSeqOf.get(queued.num, queued.num) as number | null | undefined;
+      return toRecord({ ...toStoredRow(queued), last_seq: lastSeq ?? null });
+    }
+    const row = this.#statements.getRun.get(runId) as StoredRunRow | undefined;
+    if (row === undefined) return undefined;
+    return toRecord(queued === undefined ? row : { ...row, status: queued.status, finished_at: queued.finishedAt ?? null });
   }
 
   async listRuns(query: RunQuery): Promise<RunRecord[]> {
+    this.#settleRunRows();
     const where: string[] = [];
     const params: unknown[] = [];
     if (query.workflowId !== undefined) {
@@ -283,14 +308,16 @@ export class SqliteRunStore implements RunStore {
       params.push(query.before.createdAt, query.before.createdAt, query.before.runId);
     }
     const sql = `SELECT ${runColumns} FROM runs ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY created_at DESC, run_id DESC LIMIT ?`;
-    return (this.#db.prepare(sql).all(...params, query.limit) as RunRow[]).map(toRecord);
+    return (this.#db.prepare(sql).all(...params, query.limit) as StoredRunRow[]).map(toRecord);
   }
 
   async unfinishedRuns(): Promise<RunRecord[]> {
-    return (this.#statements.unfinished.all() as RunRow[]).map(toRecord);
+    this.#settleRunRows();
+    return (this.#statements.unfinished.all() as StoredRunRow[]).map(toRecord);
   }
 
   async pruneFinished(finishedBefore: number): Promise<number> {
+    this.#settleRunRows();
     return this.#run('prune finished runs', () =>
       this.#db.transaction(() => {
         const s = this.#statements;
@@ -310,7 +337,13 @@ export class SqliteRunStore implements RunStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#flush();
+    try {
+      this.#settleRunRows();
+    } catch {
+      // Rebuilt from the log when the file is opened again.
+    }
     this.#closed = true;
+    clearTimeout(this.#runRowTimer);
     this.#db.close();
   }
 
@@ -326,8 +359,10 @@ export class SqliteRunStore implements RunStore {
     if (batch.length === 0) return;
     this.#pending = [];
     this.#pendingEvents = 0;
+    const rows = this.#runRows.due(Date.now()) ? this.#runRows.rows() : [];
+    let changes: RunRowChange[];
     try {
-      this.#writeBatch(batch);
+      changes = this.#writeBatch(batch, rows);
     } catch (err) {
       // The transaction rolled back: none of the batch is stored. Its runs are refused from now on,
       // so that no later event of theirs is stored after a gap; recovery reloads them from what is.
@@ -341,12 +376,75 @@ export class SqliteRunStore implements RunStore {
       return;
     }
     this.#commits += 1;
+    this.#runRows.written(rows);
+    this.#runRows.apply(changes, Date.now());
+    this.#armRunRowTimer();
     for (const pending of batch) pending.resolve();
   }
 
-  /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
-  #write(batch: readonly PendingAppend[]): void {
+  /** Writes every queued run row now, in a transaction of its own (before reads that query the table). */
+  #settleRunRows(): void {
+    clearTimeout(this.#runRowTimer);
+    this.#runRowTimer = undefined;
+    if (this.#runRows.size === 0) return;
+    const rows = this.#runRows.rows();
+    this.#run('store run rows', () => this.#db.transaction(() => this.#writeRunRows(rows))());
+    this.#commits += 1;
+    this.#runRows.written(rows);
+  }
+
+  /** Rows still queued after a commit are written within maxRunRowDelayMs even if no batch comes. */
+  #armRunRowTimer(): void {
+    if (this.#runRows.size === 0 || this.#runRowTimer !== undefined) return;
+    this.#runRowTimer = setTimeout(() => {
+      this.#runRowTimer = undefined;
+      try {
+        this.#settleRunRows();
+      } catch {
+        // Stays queued: the next batch or read tries again, and the log holds what the rows say.
+        this.#armRunRowTimer();
+      }
+    }, maxRunRowDelayMs);
+    this.#runRowTimer.unref();
+  }
+
+  #writeRunRows(rows: readonly QueuedRunRow[]): void {
     const s = this.#statements;
+    for (const row of rows) {
+      if (row.stored) s.finishRun.run(row.status, row.finishedAt ?? null, row.num);
+      else s.insertRun.run(row.num, row.runId, row.workflowId, row.definitionHash, row.status, row.createdAt, row.finishedAt ?? null);
+    }
+  }
+
+  /**
+   * On open: rows that were queued when the last process stopped. Runs logged past the last row get one
+   * (from their first and last events); rows still 'running' whose log ended the run get its status.
+   */
+  #rebuildRunRows(): void {
+    const s = this.#statements;
+    for (let num = s.nextLoggedNum.get((s.maxRowNum.get() as number | null) ?? 0) as number | undefined; num !== undefined; num = s.nextLoggedNum.get(num) as number | undefined) {
+      const first = JSON.parse(s.firstEvent.get(num, num) as string) as RunEvent;
+      const last = JSON.parse(s.lastEvent.get(num, num) as string) as RunEvent;
+      if (first.type !== 'run_started') throw new StoreError(StoreErrorCode.STORE_CONFLICT, `${this.location}: run number ${num} has no run_started event`);
+      const status = runStatusAfter('running', last);
+      s.insertRun.run(num, first.runId, first.workflowId, first.definitionHash, status, first.at, isFinished(status) ? last.at : null);
+    }
+    for (const row of s.unfinished.all() as StoredRunRow[]) {
+      const last = JSON.parse(s.lastEvent.get(row.run_num, row.run_num) as string) as RunEvent;
+      const status = runStatusAfter('running', last);
+      if (isFinished(status)) s.finishRun.run(status, last.at, row.run_num);
+    }
+  }
+
+  /** A run's number: from the runs this process writes or queued, else from its row. */
+  #runNum(runId: string): number | undefined {
+    return this.#open.get(runId)?.num ?? this.#runRows.get(runId)?.num ?? (this.#statements.runNum.get(runId) as number | undefined);
+  }
+
+  /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
+  #write(batch: readonly PendingAppend[]): RunRowChange[] {
+    const s = this.#statements;
+    const changes: RunRowChange[] = [];
     // Copies, so that a rolled-back batch leaves #open as it was.
     const touched = new Map<string, OpenRun>();
     const finished = new Set<string>();
@@ -357,8 +455,17 @@ export class SqliteRunStore implements RunStore {
         const runId = event.runId;
         let run = touched.get(runId);
         if (event.type === 'run_started') {
-          const num = Number(s.insertRun.run(runId, event.workflowId, event.definitionHash, 'running', event.at).lastInsertRowid);
+          if (run !== undefined || this.#open.has(runId) || this.#runRows.get(runId) !== undefined || s.runNum.get(runId) !== undefined) {
+            throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId} already exists`);
+          }
+          const num = this.#nextRunNum;
           if (num > maxRunNum) throw new StoreError(StoreErrorCode.STORE_FULL, `${this.location}: run numbers are used up (limit ${maxRunNum}); start a new database file`);
+          // Taken even if this batch rolls back: a gap in the numbers is harmless.
+          this.#nextRunNum = num + 1;
+          changes.push({
+            kind: 'started',
+            row: { num, runId, workflowId: event.workflowId, definitionHash: event.definitionHash, createdAt: event.at, status: 'running', finishedAt: undefined, stored: false },
+          });
           run = { num, last: 0 };
           touched.set(runId, run);
         } else if (run === undefined) {
@@ -378,7 +485,7 @@ export class SqliteRunStore implements RunStore {
         if (path !== undefined) s.insertResult.run(run.num, path, event.seq);
         const status = runStatusAfter('running', event);
         if (isFinished(status)) {
-          s.finishRun.run(status, event.at, run.num);
+          changes.push({ kind: 'finished', num: run.num, runId, status, finishedAt: event.at });
           finished.add(runId);
         }
         run.last = event.seq;
@@ -392,6 +499,7 @@ export class SqliteRunStore implements RunStore {
       if (finished.has(runId)) this.#open.delete(runId);
       else this.#open.set(runId, run);
     }
+    return changes;
   }
 
   #run<T>(what: string, work: () => T): T {
@@ -414,7 +522,19 @@ function toPublished(row: PublishedRow): PublishedWorkflow {
   return { workflowId: row.workflow_id, definitionHash: row.definition_hash, publishedAt: row.published_at };
 }
 
-function toRecord(row: RunRow): RunRecord {
+function toStoredRow(row: QueuedRunRow): Omit<StoredRunRow, 'last_seq'> {
+  return {
+    run_num: row.num,
+    run_id: row.runId,
+    workflow_id: row.workflowId,
+    definition_hash: row.definitionHash,
+    status: row.status,
+    created_at: row.createdAt,
+    finished_at: row.finishedAt ?? null,
+  };
+}
+
+function toRecord(row: StoredRunRow): RunRecord {
   return {
     runId: row.run_id,
     workflowId: row.workflow_id,
