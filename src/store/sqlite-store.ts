@@ -85,13 +85,22 @@ interface OpenRun {
   last: number;
 }
 
+/** What a batch's transaction did, applied to the store's state only once it committed. */
+interface BatchWritten {
+  /** The runs the batch appended to, with their new last seq. */
+  readonly touched: ReadonlyMap<string, OpenRun>;
+  /** Of those, the runs that finished. */
+  readonly finished: ReadonlySet<string>;
+  readonly changes: readonly RunRowChange[];
+}
+
 
 export class SqliteRunStore implements RunStore {
   readonly location: string;
   readonly #db: Database.Database;
   readonly #maxBatchEvents: number;
   readonly #statements;
-  readonly #writeBatch: (batch: readonly PendingAppend[], rows: readonly QueuedRunRow[]) => RunRowChange[];
+  readonly #writeBatch: (batch: readonly PendingAppend[], rows: readonly QueuedRunRow[]) => BatchWritten;
   #pending: PendingAppend[] = [];
   #pendingEvents = 0;
   readonly #timer: FlushTimer;
@@ -359,10 +368,17 @@ export class SqliteRunStore implements RunStore {
     if (batch.length === 0) return;
     this.#pending = [];
     this.#pendingEvents = 0;
-    const rows = this.#runRows.due(Date.now()) ? this.#runRows.rows() : [];
-    let changes: RunRowChange[];
+    let rows = this.#runRows.due(Date.now()) ? this.#runRows.rows() : [];
+    let written: BatchWritten;
     try {
-      changes = this.#writeBatch(batch, rows);
+      try {
+        written = this.#writeBatch(batch, rows);
+      } catch (err) {
+        if (rows.length === 0) throw err;
+        // Queued run rows must not cost the batch its events: they stay queued (the log holds what they say).
+        rows = [];
+        written = this.#writeBatch(batch, rows);
+      }
     } catch (err) {
       // The transaction rolled back: none of the batch is stored. Its runs are refused from now on,
       // so that no later event of theirs is stored after a gap; recovery reloads them from what is.
@@ -376,8 +392,12 @@ export class SqliteRunStore implements RunStore {
       return;
     }
     this.#commits += 1;
+    for (const [runId, run] of written.touched) {
+      if (written.finished.has(runId)) this.#open.delete(runId);
+      else this.#open.set(runId, run);
+    }
     this.#runRows.written(rows);
-    this.#runRows.apply(changes, Date.now());
+    this.#runRows.apply(written.changes, Date.now());
     this.#armRunRowTimer();
     for (const pending of batch) pending.resolve();
   }
@@ -442,7 +462,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
-  #write(batch: readonly PendingAppend[]): RunRowChange[] {
+  #write(batch: readonly PendingAppend[]): BatchWritten {
     const s = this.#statements;
     const changes: RunRowChange[] = [];
     // Copies, so that a rolled-back batch leaves #open as it was.
@@ -495,11 +515,7 @@ export class SqliteRunStore implements RunStore {
       const chunk = rows.slice(at, at + 3 * eventsPerInsert);
       s.insertEvents[chunk.length / 3 - 1]!.run(chunk);
     }
-    for (const [runId, run] of touched) {
-      if (finished.has(runId)) this.#open.delete(runId);
-      else this.#open.set(runId, run);
-    }
-    return changes;
+    return { touched, finished, changes };
   }
 
   #run<T>(what: string, work: () => T): T {

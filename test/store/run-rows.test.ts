@@ -106,6 +106,25 @@ describe('SqliteRunStore runs rows', () => {
     await reopened.close();
   });
 
+  it('keeps a batch\'s events when the queued run rows riding with it cannot be written', async () => {
+    const path = dbPath();
+    await SqliteRunStore.open({ path }).close();
+    const db = new Database(path);
+    db.exec("CREATE TRIGGER refuse_poison BEFORE INSERT ON runs WHEN NEW.run_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poison row'); END");
+    db.close();
+    const store = SqliteRunStore.open({ path });
+    await store.append([started('poison', 1)]);
+    // Enough runs for the queue to be due: each batch now carries the poison row and must still commit.
+    for (let i = 0; i < maxQueuedRunRows + 2; i++) await store.append([started(`ok${i}`, 2), runDone(`ok${i}`, 2, 3)]);
+    await store.append([stepStarted('poison', 2)]);
+    expect(await store.getRun(`ok${maxQueuedRunRows + 1}`)).toMatchObject({ status: 'completed', lastSeq: 2 });
+    expect(await store.readEvents('poison')).toHaveLength(2);
+    // A query of the table needs the rows written: it fails, naming the file, and loses nothing.
+    await expect(store.listRuns({ limit: 5 })).rejects.toMatchObject({ name: 'StoreError', message: expect.stringContaining('poison row') });
+    expect(await store.readEvents('ok0')).toHaveLength(2);
+    await store.close();
+  });
+
   it('rebuilds rows lost with a process from the event log when the file is opened', async () => {
     const path = dbPath();
     const first = SqliteRunStore.open({ path });
