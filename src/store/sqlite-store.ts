@@ -17,8 +17,9 @@ import Database from 'better-sqlite3';
 import type { RunEvent, RunStatus } from '../engine/events.ts';
 import { finalResultPath, runStatusAfter } from './event-facts.ts';
 import { FlushTimer } from './flush-timer.ts';
-import { maxRunRowDelayMs, RunRowQueue, type RunRow as QueuedRunRow, type RunRowChange } from './run-rows.ts';
+import type { RunRow as QueuedRunRow, RunRowChange } from './run-rows.ts';
 import { isFinished, StoreError, StoreErrorCode, type DefinitionKind, type DefinitionRecord, type PublishedWorkflow, type RunQuery, type RunRecord, type RunRequestRecord, type RunStore } from './run-store.ts';
+import { SqliteRunRows, sqlFinishedStatuses } from './sqlite-run-rows.ts';
 import { migrate } from './sqlite-schema.ts';
 import { storeError } from './sqlite-errors.ts';
 
@@ -72,9 +73,6 @@ const lastSeqOfRun =
 /** A run row with its last seq, which the log (not the row) holds. */
 const runColumns = `runs.*, ${lastSeqOfRun} AS last_seq`;
 
-/** The statuses `isFinished` accepts, as an SQL list. */
-const finishedStatuses: readonly RunStatus[] = ['completed', 'failed', 'cancelled'];
-const sqlStatuses = finishedStatuses.map((status) => `'${status}'`).join(', ');
 
 /** Most event rows one INSERT statement stores. */
 const eventsPerInsert = 8;
@@ -89,8 +87,7 @@ interface OpenRun {
 interface BatchWritten {
   /** The runs the batch appended to, with their new last seq. */
   readonly touched: ReadonlyMap<string, OpenRun>;
-  /** Of those, the runs that finished. */
-  readonly finished: ReadonlySet<string>;
+  /** Runs started and finished, for their `runs` rows (a finished run is no longer open). */
   readonly changes: readonly RunRowChange[];
 }
 
@@ -111,11 +108,9 @@ export class SqliteRunStore implements RunStore {
   #closed = false;
   #commits = 0;
   /** `runs` rows not written yet (their runs' events are): see run-rows.ts. */
-  readonly #runRows = new RunRowQueue();
+  readonly #runRows: SqliteRunRows;
   /** The number the next run gets; numbers are handed out here, not by SQLite, since rows come later. */
   #nextRunNum: number;
-  /** Writes the queued run rows when no batch came to carry them. */
-  #runRowTimer: NodeJS.Timeout | undefined;
 
   private constructor(location: string, db: Database.Database, options: SqliteStoreOptions) {
     this.location = location;
@@ -128,11 +123,6 @@ export class SqliteRunStore implements RunStore {
         db.prepare(`INSERT INTO run_events (id, body) VALUES ${Array.from({ length: i + 1 }, () => '((? << 32) | ?, ?)').join(', ')}`),
       ),
       insertResult: db.prepare('INSERT INTO step_results (run_num, path, seq) VALUES (?, ?, ?)'),
-      insertRun: db.prepare('INSERT INTO runs (run_num, run_id, workflow_id, definition_hash, status, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      maxRowNum: db.prepare('SELECT max(run_num) FROM runs').pluck(),
-      maxLoggedNum: db.prepare('SELECT max(id) >> 32 FROM run_events').pluck(),
-      nextLoggedNum: db.prepare('SELECT id >> 32 FROM run_events WHERE id > ((? << 32) | 4294967295) ORDER BY id LIMIT 1').pluck(),
-      finishRun: db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE run_num = ?'),
       openRun: db.prepare(`SELECT run_num, ${lastSeqOfRun} AS last_seq FROM runs WHERE run_id = ?`),
       runNum: db.prepare('SELECT run_num FROM runs WHERE run_id = ?').pluck(),
       getRun: db.prepare(`SELECT ${runColumns} FROM runs WHERE run_id = ?`),
@@ -147,9 +137,9 @@ export class SqliteRunStore implements RunStore {
       // Through runs_by_status: a run finishes after it starts, so created_at bounds the range to read. (A
       // run whose clock went backwards between the two is pruned by a later call.)
       finishedBefore: db.prepare(
-        `SELECT run_num, run_id FROM runs WHERE status IN (${sqlStatuses}) AND created_at < ? AND finished_at < ?`,
+        `SELECT run_num, run_id FROM runs WHERE status IN (${sqlFinishedStatuses}) AND created_at < ? AND finished_at < ?`,
       ),
-      unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN (${sqlStatuses}) ORDER BY created_at, run_id`),
+      unfinished: db.prepare(`SELECT ${runColumns} FROM runs WHERE status NOT IN (${sqlFinishedStatuses}) ORDER BY created_at, run_id`),
       putDefinition: db.prepare('INSERT OR IGNORE INTO definitions (workflow_id, hash, document, kind, created_at) VALUES (?, ?, ?, ?, ?)'),
       publishWorkflow: db.prepare(
         'INSERT INTO published_workflows (workflow_id, definition_hash, published_at) SELECT workflow_id, hash, ? FROM definitions WHERE workflow_id = ? AND hash = ? ' +
@@ -162,13 +152,14 @@ export class SqliteRunStore implements RunStore {
       releaseRequest: db.prepare('DELETE FROM run_requests WHERE request_id = ? AND run_id = ?'),
       getDefinition: db.prepare('SELECT * FROM definitions WHERE workflow_id = ? AND hash = ?'),
     };
+    this.#runRows = new SqliteRunRows(db, location, { first: (num) => this.#firstEvent(num), last: (num) => this.#lastEvent(num) }, () => {
+      this.#commits += 1;
+    });
     this.#writeBatch = db.transaction((batch: readonly PendingAppend[], rows: readonly QueuedRunRow[]) => {
-      this.#writeRunRows(rows);
+      this.#runRows.write(rows);
       return this.#write(batch);
     });
-    db.transaction(() => this.#rebuildRunRows())();
-    const s = this.#statements;
-    this.#nextRunNum = Math.max((s.maxRowNum.get() as number | null) ?? 0, (s.maxLoggedNum.get() as number | null) ?? 0) + 1;
+    this.#nextRunNum = this.#runRows.rebuild();
   }
 
   /** Opens (creating if needed) and migrates the database. Fails with a StoreError naming the file. */
@@ -284,13 +275,13 @@ export class SqliteRunStore implements RunStore {
   async readFirstAndLastEvents(runId: string): Promise<{ first: RunEvent; last: RunEvent } | undefined> {
     const num = this.#runNum(runId);
     if (num === undefined) return undefined;
-    const first = this.#statements.firstEvent.get(num, num) as string | undefined;
-    const last = this.#statements.lastEvent.get(num, num) as string | undefined;
-    return first === undefined || last === undefined ? undefined : { first: JSON.parse(first) as RunEvent, last: JSON.parse(last) as RunEvent };
+    const first = this.#firstEvent(num);
+    const last = this.#lastEvent(num);
+    return first === undefined || last === undefined ? undefined : { first, last };
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
-    const queued = this.#runRows.get(runId);
+    const queued = this.#runRows.queue.get(runId);
     if (queued !== undefined && !queued.stored) {
       const lastSeq = this.#statements.lastSeqOf.get(queued.num, queued.num) as number | null | undefined;
       return toRecord({ ...toStoredRow(queued), last_seq: lastSeq ?? null });
@@ -301,7 +292,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async listRuns(query: RunQuery): Promise<RunRecord[]> {
-    this.#settleRunRows();
+    this.#runRows.settle();
     const where: string[] = [];
     const params: unknown[] = [];
     if (query.workflowId !== undefined) {
@@ -321,12 +312,12 @@ export class SqliteRunStore implements RunStore {
   }
 
   async unfinishedRuns(): Promise<RunRecord[]> {
-    this.#settleRunRows();
+    this.#runRows.settle();
     return (this.#statements.unfinished.all() as StoredRunRow[]).map(toRecord);
   }
 
   async pruneFinished(finishedBefore: number): Promise<number> {
-    this.#settleRunRows();
+    this.#runRows.settle();
     return this.#run('prune finished runs', () =>
       this.#db.transaction(() => {
         const s = this.#statements;
@@ -346,13 +337,8 @@ export class SqliteRunStore implements RunStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#flush();
-    try {
-      this.#settleRunRows();
-    } catch {
-      // Rebuilt from the log when the file is opened again.
-    }
+    this.#runRows.close();
     this.#closed = true;
-    clearTimeout(this.#runRowTimer);
     this.#db.close();
   }
 
@@ -368,7 +354,7 @@ export class SqliteRunStore implements RunStore {
     if (batch.length === 0) return;
     this.#pending = [];
     this.#pendingEvents = 0;
-    let rows = this.#runRows.due(Date.now()) ? this.#runRows.rows() : [];
+    let rows = this.#runRows.due();
     let written: BatchWritten;
     try {
       try {
@@ -392,73 +378,25 @@ export class SqliteRunStore implements RunStore {
       return;
     }
     this.#commits += 1;
-    for (const [runId, run] of written.touched) {
-      if (written.finished.has(runId)) this.#open.delete(runId);
-      else this.#open.set(runId, run);
-    }
-    this.#runRows.written(rows);
-    this.#runRows.apply(written.changes, Date.now());
-    this.#armRunRowTimer();
+    for (const [runId, run] of written.touched) this.#open.set(runId, run);
+    for (const change of written.changes) if (change.kind === 'finished') this.#open.delete(change.runId);
+    this.#runRows.committed(rows, written.changes);
     for (const pending of batch) pending.resolve();
   }
 
-  /** Writes every queued run row now, in a transaction of its own (before reads that query the table). */
-  #settleRunRows(): void {
-    clearTimeout(this.#runRowTimer);
-    this.#runRowTimer = undefined;
-    if (this.#runRows.size === 0) return;
-    const rows = this.#runRows.rows();
-    this.#run('store run rows', () => this.#db.transaction(() => this.#writeRunRows(rows))());
-    this.#commits += 1;
-    this.#runRows.written(rows);
+  #firstEvent(num: number): RunEvent | undefined {
+    const body = this.#statements.firstEvent.get(num, num) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as RunEvent);
   }
 
-  /** Rows still queued after a commit are written within maxRunRowDelayMs even if no batch comes. */
-  #armRunRowTimer(): void {
-    if (this.#runRows.size === 0 || this.#runRowTimer !== undefined) return;
-    this.#runRowTimer = setTimeout(() => {
-      this.#runRowTimer = undefined;
-      try {
-        this.#settleRunRows();
-      } catch {
-        // Stays queued: the next batch or read tries again, and the log holds what the rows say.
-        this.#armRunRowTimer();
-      }
-    }, maxRunRowDelayMs);
-    this.#runRowTimer.unref();
-  }
-
-  #writeRunRows(rows: readonly QueuedRunRow[]): void {
-    const s = this.#statements;
-    for (const row of rows) {
-      if (row.stored) s.finishRun.run(row.status, row.finishedAt ?? null, row.num);
-      else s.insertRun.run(row.num, row.runId, row.workflowId, row.definitionHash, row.status, row.createdAt, row.finishedAt ?? null);
-    }
-  }
-
-  /**
-   * On open: rows that were queued when the last process stopped. Runs logged past the last row get one
-   * (from their first and last events); rows still 'running' whose log ended the run get its status.
-   */
-  #rebuildRunRows(): void {
-    const s = this.#statements;
-    for (let num = s.nextLoggedNum.get((s.maxRowNum.get() as number | null) ?? 0) as number | undefined; num !== undefined; num = s.nextLoggedNum.get(num) as number | undefined) {
-      const first = JSON.parse(s.firstEvent.get(num, num) as string) as RunEvent;
-      const last = JSON.parse(s.lastEvent.get(num, num) as string) as RunEvent;
-      if (first.type !== 'run_started') throw new StoreError(StoreErrorCode.STORE_CONFLICT, `${this.location}: run number ${num} has no run_started event`);
-      const status = runStatusAfter('running', last);
-      s.insertRun.run(num, first.runId, first.workflowId, first.definitionHash, status, first.at, isFinished(status) ? last.at : null);
-    }
-    for (const row of s.unfinished.all() as StoredRunRow[]) {
-      const last = JSON.parse(s.lastEvent.get(row.run_num, row.run_num) as string) as RunEvent;
-      const status = runStatusAfter('running', last);
-      if (isFinished(status)) s.finishRun.run(status, last.at, row.run_num);
-    }
+  #lastEvent(num: number): RunEvent | undefined {
+    const body = this.#statements.lastEvent.get(num, num) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as RunEvent);
   }
 
   /** A run's number: from the runs this process writes or queued, else from its row. */
   #runNum(runId: string): number | undefined {
-    return this.#open.get(runId)?.num ?? this.#runRows.get(runId)?.num ?? (this.#statements.runNum.get(runId) as number | undefined);
+    return this.#open.get(runId)?.num ?? this.#runRows.queue.get(runId)?.num ?? (this.#statements.runNum.get(runId) as number | undefined);
   }
 
   /** Inside the batch's transaction: events and final results; a run's row only when it starts or finishes. */
@@ -467,7 +405,6 @@ export class SqliteRunStore implements RunStore {
     const changes: RunRowChange[] = [];
     // Copies, so that a rolled-back batch leaves #open as it was.
     const touched = new Map<string, OpenRun>();
-    const finished = new Set<string>();
     // (run number, seq, body) triples, stored after the loop a few rows per statement.
     const rows: (number | string)[] = [];
     for (const { events } of batch) {
@@ -475,7 +412,7 @@ export class SqliteRunStore implements RunStore {
         const runId = event.runId;
         let run = touched.get(runId);
         if (event.type === 'run_started') {
-          if (run !== undefined || this.#open.has(runId) || this.#runRows.get(runId) !== undefined || s.runNum.get(runId) !== undefined) {
+          if (run !== undefined || this.#open.has(runId) || this.#runRows.queue.get(runId) !== undefined || s.runNum.get(runId) !== undefined) {
             throw new StoreError(StoreErrorCode.STORE_CONFLICT, `run ${runId} already exists`);
           }
           const num = this.#nextRunNum;
@@ -506,7 +443,6 @@ export class SqliteRunStore implements RunStore {
         const status = runStatusAfter('running', event);
         if (isFinished(status)) {
           changes.push({ kind: 'finished', num: run.num, runId, status, finishedAt: event.at });
-          finished.add(runId);
         }
         run.last = event.seq;
       }
@@ -515,7 +451,7 @@ export class SqliteRunStore implements RunStore {
       const chunk = rows.slice(at, at + 3 * eventsPerInsert);
       s.insertEvents[chunk.length / 3 - 1]!.run(chunk);
     }
-    return { touched, finished, changes };
+    return { touched, changes };
   }
 
   #run<T>(what: string, work: () => T): T {
